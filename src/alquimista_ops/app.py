@@ -1,0 +1,73 @@
+"""The HTTP adapter: builds the FastAPI application over the shared services."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from alquimista_ops import __version__
+from alquimista_ops.agents.api import router as agents_router
+from alquimista_ops.auth.api import router as auth_router
+from alquimista_ops.core.errors import install_error_handlers
+from alquimista_ops.core.health import router as health_router
+from alquimista_ops.core.logging import configure_logging
+from alquimista_ops.core.middleware import RequestContextMiddleware
+from alquimista_ops.core.runtime import Runtime, build_runtime
+from alquimista_ops.core.settings import Settings, get_settings
+from alquimista_ops.incidents.api import router as incidents_router
+from alquimista_ops.integrations.api import router as integrations_router
+from alquimista_ops.tenants.api import router as tenants_router
+from alquimista_ops.usage.api import router as usage_router
+
+API_ROUTERS = (
+    health_router,
+    auth_router,
+    tenants_router,
+    agents_router,
+    integrations_router,
+    usage_router,
+    incidents_router,
+)
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
+    settings = settings or (runtime.settings if runtime else get_settings())
+    owns_runtime = runtime is None
+    runtime = runtime or build_runtime(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owns_runtime:
+            runtime.close()
+
+    app = FastAPI(
+        title="AlquimistaAI Operational Dashboard",
+        version=__version__,
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    install_error_handlers(app)
+    for router in API_ROUTERS:
+        app.include_router(router)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=True,
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "X-Cache", "Retry-After"],
+        )
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    return app
+
+
+def create_production_app() -> FastAPI:
+    """Factory used by the ASGI server (``alquimista-ops serve``)."""
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    return create_app(settings)

@@ -1,0 +1,52 @@
+"""Routes of the built-in identity provider: token endpoint and JWKS."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form
+from pydantic import BaseModel
+
+from alquimista_ops.auth import service
+from alquimista_ops.core.deps import DbDep, RuntimeDep
+from alquimista_ops.core.errors import NotFound, ValidationFailed
+
+router = APIRouter(tags=["auth"])
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    id_token: str
+    token_type: str
+    expires_in: int
+
+
+def _jwks(runtime: RuntimeDep) -> dict[str, Any]:
+    if runtime.idp is None:
+        raise NotFound("The built-in identity provider is disabled (AUTH_MODE=cognito)")
+    return runtime.idp.jwks()
+
+
+@router.get("/.well-known/jwks.json", summary="Signing keys of the built-in identity provider")
+def jwks(runtime: RuntimeDep) -> dict[str, Any]:
+    return _jwks(runtime)
+
+
+@router.get("/local-idp/.well-known/jwks.json", include_in_schema=False)
+def issuer_jwks(runtime: RuntimeDep) -> dict[str, Any]:
+    return _jwks(runtime)
+
+
+@router.post("/auth/token", response_model=TokenResponse, summary="Sign in (OAuth2 password)")
+def token(
+    runtime: RuntimeDep,
+    conn: DbDep,
+    username: Annotated[str, Form(max_length=254)],
+    password: Annotated[str, Form(max_length=1024)],
+    grant_type: Annotated[str | None, Form()] = None,
+) -> dict[str, Any]:
+    if runtime.idp is None:
+        raise NotFound("The built-in identity provider is disabled (AUTH_MODE=cognito)")
+    if grant_type not in (None, "password"):
+        raise ValidationFailed("grant_type must be 'password'", details={"field": "grant_type"})
+    return service.sign_in(conn, runtime.idp, username, password)

@@ -1,0 +1,49 @@
+"""SQL for the built-in identity provider's accounts and groups."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from alquimista_ops.core.schema import auth_groups, auth_users
+
+
+def get_account_by_email(conn: Connection, email: str) -> Any:
+    return conn.execute(
+        sa.select(auth_users).where(auth_users.c.email == email.strip().lower())
+    ).first()
+
+
+def insert_account(conn: Connection, values: dict[str, Any]) -> None:
+    conn.execute(sa.insert(auth_users).values(**values))
+
+
+def upsert_group(conn: Connection, name: str, description: str, precedence: int) -> bool:
+    """Create or update a group; True when it was created."""
+    existing = conn.execute(sa.select(auth_groups.c.name).where(auth_groups.c.name == name)).first()
+    if existing:
+        conn.execute(
+            sa.update(auth_groups)
+            .where(auth_groups.c.name == name)
+            .values(description=description, precedence=precedence)
+        )
+        return False
+    conn.execute(
+        sa.insert(auth_groups).values(name=name, description=description, precedence=precedence)
+    )
+    return True
+
+
+def list_groups(conn: Connection) -> list[Any]:
+    return list(conn.execute(sa.select(auth_groups).order_by(auth_groups.c.precedence)))
+
+
+def account_count(conn: Connection) -> int:
+    return int(conn.execute(sa.select(sa.func.count()).select_from(auth_users)).scalar_one())
+
+
+def delete_account(conn: Connection, account_id: uuid.UUID) -> None:
+    conn.execute(sa.delete(auth_users).where(auth_users.c.id == account_id))

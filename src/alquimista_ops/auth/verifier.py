@@ -1,0 +1,133 @@
+"""Token verification: one code path for the built-in provider and for Cognito.
+
+The signature is checked against the issuer's JWKS (cached; refetched at most once per
+interval on an unknown ``kid``), with RS256 only: the algorithm never comes from the token.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import jwt
+from jwt.algorithms import RSAAlgorithm
+
+from alquimista_ops.auth.principal import Principal
+from alquimista_ops.core.errors import Unauthorized
+
+JwksFetcher = Callable[[], dict[str, Any]]
+
+
+def http_jwks_fetcher(url: str, timeout: float = 5.0) -> JwksFetcher:
+    def fetch() -> dict[str, Any]:
+        response = httpx.get(url, timeout=timeout)
+        response.raise_for_status()
+        document: dict[str, Any] = response.json()
+        return document
+
+    return fetch
+
+
+class JwksCache:
+    def __init__(self, fetcher: JwksFetcher, refresh_interval: float = 60.0) -> None:
+        self._fetcher = fetcher
+        self._refresh_interval = refresh_interval
+        self._keys: dict[str, Any] = {}
+        self._fetched_at = float("-inf")
+        self._lock = threading.Lock()
+
+    def _refresh(self) -> None:
+        document = self._fetcher()
+        keys: dict[str, Any] = {}
+        for jwk in document.get("keys", []):
+            if jwk.get("kty") != "RSA" or jwk.get("alg", "RS256") != "RS256" or "kid" not in jwk:
+                continue
+            keys[jwk["kid"]] = RSAAlgorithm.from_jwk(jwk)
+        self._keys = keys
+        self._fetched_at = time.monotonic()
+
+    def get(self, kid: str) -> Any:
+        key = self._keys.get(kid)
+        if key is not None:
+            return key
+        with self._lock:
+            key = self._keys.get(kid)
+            if key is None and time.monotonic() - self._fetched_at >= self._refresh_interval:
+                try:
+                    self._refresh()
+                except Exception as exc:  # network or document errors: the token is not verifiable
+                    raise Unauthorized("Signing keys are unavailable") from exc
+                key = self._keys.get(kid)
+        if key is None:
+            raise Unauthorized("Token signed by an unknown key")
+        return key
+
+
+class TokenVerifier:
+    def __init__(self, *, issuer: str, client_id: str, jwks: JwksCache, leeway: int = 0) -> None:
+        self.issuer = issuer
+        self.client_id = client_id
+        self.jwks = jwks
+        self.leeway = leeway
+
+    def verify(self, token: str) -> Principal:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise Unauthorized("Malformed token") from exc
+        if header.get("alg") != "RS256":
+            raise Unauthorized("Unsupported token algorithm")
+        kid = header.get("kid")
+        if not isinstance(kid, str):
+            raise Unauthorized("Token has no key id")
+        key = self.jwks.get(kid)
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key=key,
+                algorithms=["RS256"],
+                issuer=self.issuer,
+                leeway=self.leeway,
+                options={"require": ["exp", "iss", "sub", "token_use"], "verify_aud": False},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthorized("Token expired") from exc
+        except jwt.PyJWTError as exc:
+            raise Unauthorized(f"Invalid token: {exc}") from exc
+        token_use = claims.get("token_use")
+        if token_use == "id":
+            aud = claims.get("aud")
+            audiences = aud if isinstance(aud, list) else [aud]
+            if self.client_id not in audiences:
+                raise Unauthorized("Token audience does not match")
+        elif token_use == "access":
+            if claims.get("client_id") != self.client_id:
+                raise Unauthorized("Token client does not match")
+        else:
+            raise Unauthorized("Token use must be 'id' or 'access'")
+        return principal_from_claims(claims)
+
+
+def principal_from_claims(claims: dict[str, Any]) -> Principal:
+    groups = claims.get("cognito:groups") or []
+    if isinstance(groups, str):
+        groups = [groups]
+    tenant_raw = claims.get("custom:tenant_id")
+    tenant_id: uuid.UUID | None = None
+    if tenant_raw:
+        try:
+            tenant_id = uuid.UUID(str(tenant_raw))
+        except ValueError as exc:
+            raise Unauthorized("Token carries a malformed tenant id") from exc
+    return Principal(
+        sub=str(claims["sub"]),
+        email=claims.get("email") or claims.get("username"),
+        groups=tuple(str(g) for g in groups),
+        tenant_id=tenant_id,
+        token_use=str(claims.get("token_use")),
+        claims=claims,
+    )

@@ -1,0 +1,50 @@
+"""The long-lived objects of one process: settings, database engine, token verifier,
+built-in identity provider. Adapters (HTTP app, CLI, worker, Lambda) build one Runtime."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from alquimista_ops.auth.keys import load_or_create_key
+from alquimista_ops.auth.local_idp import LocalIdentityProvider
+from alquimista_ops.auth.verifier import JwksCache, TokenVerifier, http_jwks_fetcher
+from alquimista_ops.core.db import create_db_engine
+from alquimista_ops.core.settings import Settings, get_settings
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    verifier: TokenVerifier
+    idp: LocalIdentityProvider | None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def build_runtime(settings: Settings | None = None, engine: Engine | None = None) -> Runtime:
+    settings = settings or get_settings()
+    engine = engine or create_db_engine(settings)
+    idp: LocalIdentityProvider | None = None
+    if settings.auth_mode == "local":
+        idp = LocalIdentityProvider(
+            load_or_create_key(settings.key_file),
+            issuer=settings.issuer,
+            client_id=settings.client_id,
+            ttl_seconds=settings.token_ttl_seconds,
+        )
+        local_idp = idp
+        fetcher = local_idp.jwks  # same verification path, keys served in-process
+    else:
+        fetcher = http_jwks_fetcher(settings.jwks_url)
+    verifier = TokenVerifier(
+        issuer=settings.issuer,
+        client_id=settings.client_id,
+        jwks=JwksCache(fetcher, settings.jwks_refresh_interval_seconds),
+    )
+    return Runtime(settings=settings, engine=engine, verifier=verifier, idp=idp)

@@ -1,0 +1,141 @@
+"""Typed settings read from the environment (names follow the deployment document)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path.cwd()
+DEFAULT_VAR_DIR = PROJECT_ROOT / "var"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+
+    env: str = Field(default="dev", alias="ENV")
+    var_dir: Path = Field(default=DEFAULT_VAR_DIR, alias="VAR_DIR")
+
+    # Database: DATABASE_URL, or AURORA_SECRET_ARN (+ AURORA_CLUSTER_ARN) on AWS.
+    database_url: str | None = Field(default=None, alias="DATABASE_URL")
+    aurora_secret_arn: str | None = Field(default=None, alias="AURORA_SECRET_ARN")
+    aurora_cluster_arn: str | None = Field(default=None, alias="AURORA_CLUSTER_ARN")
+    db_schema: str = Field(default="alquimista_platform", alias="DB_SCHEMA")
+    db_pool_size: int = Field(default=10, alias="DB_POOL_SIZE")
+
+    # Cache
+    redis_url: str | None = Field(default=None, alias="REDIS_URL")
+    redis_host: str | None = Field(default=None, alias="REDIS_HOST")
+    redis_port: int = Field(default=6379, alias="REDIS_PORT")
+    cache_enabled: bool = Field(default=True, alias="CACHE_ENABLED")
+    cache_prefix: str = Field(default="opdash", alias="CACHE_PREFIX")
+
+    # Authentication
+    auth_mode: Literal["local", "cognito"] = Field(default="local", alias="AUTH_MODE")
+    cognito_user_pool_id: str | None = Field(default=None, alias="COGNITO_USER_POOL_ID")
+    cognito_client_id: str | None = Field(default=None, alias="COGNITO_CLIENT_ID")
+    aws_region: str = Field(default="us-east-1", alias="AWS_REGION")
+    local_issuer: str = Field(default="http://127.0.0.1:8000/local-idp", alias="LOCAL_ISSUER")
+    local_client_id: str = Field(default="alquimista-ops-local", alias="LOCAL_CLIENT_ID")
+    local_key_file: Path | None = Field(default=None, alias="LOCAL_KEY_FILE")
+    token_ttl_seconds: int = Field(default=3600, alias="TOKEN_TTL_SECONDS")
+    jwks_refresh_interval_seconds: int = Field(default=60, alias="JWKS_REFRESH_INTERVAL_SECONDS")
+
+    # Web / API
+    enable_operational_dashboard: bool = Field(default=True, alias="ENABLE_OPERATIONAL_DASHBOARD")
+    api_base_url: str | None = Field(default=None, alias="API_BASE_URL")
+    cors_origins: list[str] = Field(default_factory=list, alias="CORS_ORIGINS")
+    max_body_bytes: int = Field(default=5 * 1024 * 1024, alias="MAX_BODY_BYTES")
+    log_level: str = Field(default="INFO", alias="LOG_LEVEL")
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_defaults(self) -> Settings:
+        if self.is_production:
+            if "*" in self.cors_origins:
+                raise ValueError("CORS_ORIGINS may not contain '*'")
+            if self.auth_mode == "cognito" and not (
+                self.cognito_user_pool_id and self.cognito_client_id
+            ):
+                raise ValueError(
+                    "AUTH_MODE=cognito needs COGNITO_USER_POOL_ID and COGNITO_CLIENT_ID"
+                )
+        if self.auth_mode == "cognito" and not self.cognito_user_pool_id:
+            raise ValueError("AUTH_MODE=cognito needs COGNITO_USER_POOL_ID")
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.env.lower() in {"prod", "production"}
+
+    @property
+    def is_development(self) -> bool:
+        return self.env.lower() in {"dev", "development", "local", "test"}
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.var_dir / "alquimista.db"
+
+    @property
+    def resolved_redis_url(self) -> str | None:
+        if self.redis_url:
+            return self.redis_url
+        if self.redis_host:
+            return f"redis://{self.redis_host}:{self.redis_port}/0"
+        return None
+
+    @property
+    def issuer(self) -> str:
+        if self.auth_mode == "cognito":
+            return (
+                f"https://cognito-idp.{self.aws_region}.amazonaws.com/{self.cognito_user_pool_id}"
+            )
+        return self.local_issuer
+
+    @property
+    def client_id(self) -> str:
+        if self.auth_mode == "cognito":
+            return self.cognito_client_id or ""
+        return self.local_client_id
+
+    @property
+    def jwks_url(self) -> str:
+        return f"{self.issuer}/.well-known/jwks.json"
+
+    @property
+    def key_file(self) -> Path:
+        return self.local_key_file or self.var_dir / "local-idp-key.pem"
+
+
+def resolve_database_url(settings: Settings) -> str:
+    """The SQLAlchemy URL: DATABASE_URL, the Aurora secret, or the embedded SQLite file."""
+    if settings.database_url:
+        return normalize_database_url(settings.database_url)
+    if settings.aurora_secret_arn:
+        from alquimista_ops.core.aurora import database_url_from_secret
+
+        return database_url_from_secret(settings)
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{settings.sqlite_path}"
+
+
+def normalize_database_url(url: str) -> str:
+    """Accept plain ``postgresql://`` URLs and use the psycopg 3 driver for them."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

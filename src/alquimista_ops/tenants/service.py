@@ -1,0 +1,41 @@
+"""Tenant information as seen by the tenant."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from alquimista_ops.auth.deps import TenantScope
+from alquimista_ops.core.clock import utctoday
+from alquimista_ops.core.errors import NotFound
+from alquimista_ops.core.numbers import money
+from alquimista_ops.tenants import queries
+from alquimista_ops.tenants.cnpj import format_cnpj
+
+
+def tenant_me(conn: Connection, scope: TenantScope) -> dict[str, Any]:
+    row = queries.tenant_with_plan(conn, scope.tenant_id)
+    if row is None:
+        raise NotFound("Tenant not found")
+    counts = queries.tenant_usage_counts(conn, scope.tenant_id, utctoday().replace(day=1))
+    return {
+        "id": row.id,
+        "name": row.name,
+        "cnpj": format_cnpj(row.cnpj),
+        "segment": row.segment,
+        "plan": row.plan,
+        "status": row.status,
+        "mrr_estimate": money(row.mrr_estimate),
+        "created_at": row.created_at,
+        "limits": {
+            "max_agents": row.max_agents,
+            "max_users": row.max_users,
+            "max_requests_per_month": row.max_requests_per_month,
+        },
+        "usage": {
+            "active_agents": int(counts.active_agents),
+            "active_users": int(counts.active_users),
+            "requests_this_month": int(counts.requests_this_month),
+        },
+    }

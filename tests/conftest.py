@@ -1,0 +1,216 @@
+"""Test infrastructure: a fresh PostgreSQL database per test process (built with the real
+migrations), a private Redis prefix, and helpers for tokens and data.
+
+Isolation: tests that write use the ``clean_db`` fixture, which truncates every data table
+after the test (the reference data, plans and agents, stays). Read-only modules share one
+seeded data set through ``demo_data``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+
+from alquimista_ops.app import create_app
+from alquimista_ops.auth.local_idp import LocalAccount
+from alquimista_ops.core import migrate
+from alquimista_ops.core.db import create_db_engine
+from alquimista_ops.core.runtime import Runtime, build_runtime
+from alquimista_ops.core.settings import Settings, normalize_database_url
+from alquimista_ops.demo import seed as demo
+
+TEST_DATABASE_URL = os.environ.get(
+    "TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+SCHEMA = "alquimista_platform"
+# A fixed "today" for seeded data so figures do not depend on the wall clock's date.
+SEED_TODAY = date(2026, 11, 29)
+
+REFERENCE_TABLES = {"plans", "agents", "auth_groups", "alembic_version"}
+
+
+def _reachable(url: str, default_port: int) -> bool:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection(
+            (parsed.hostname or "127.0.0.1", parsed.port or default_port), 2
+        ):
+            return True
+    except OSError:
+        return False
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if not _reachable(TEST_DATABASE_URL, 5432):
+        pytest.exit(
+            f"PostgreSQL is not reachable at {TEST_DATABASE_URL}. Start it, e.g. "
+            "`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`, "
+            "or set TEST_DATABASE_URL.",
+            returncode=3,
+        )
+    if not _reachable(TEST_REDIS_URL, 6379):
+        pytest.exit(
+            f"Redis is not reachable at {TEST_REDIS_URL}. Start it, e.g. "
+            '`redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save ""`, '
+            "or set TEST_REDIS_URL.",
+            returncode=3,
+        )
+
+
+def _with_database(url: str, name: str) -> str:
+    parsed = urlparse(url)
+    return parsed._replace(path=f"/{name}").geturl()
+
+
+def create_database() -> tuple[str, str]:
+    name = f"alq_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(
+        normalize_database_url(TEST_DATABASE_URL), isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    admin.dispose()
+    return name, _with_database(TEST_DATABASE_URL, name)
+
+
+def drop_database(name: str) -> None:
+    admin = sa.create_engine(
+        normalize_database_url(TEST_DATABASE_URL), isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.dispose()
+
+
+def make_settings(tmp: Path, database_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "ENV": "test",
+        "DATABASE_URL": database_url,
+        "VAR_DIR": str(tmp),
+        "REDIS_URL": TEST_REDIS_URL,
+        "CACHE_PREFIX": f"opdash-test-{uuid.uuid4().hex[:8]}",
+        "LOG_LEVEL": "WARNING",
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    name, url = create_database()
+    try:
+        yield url
+    finally:
+        drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def var_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("var")
+
+
+@pytest.fixture(scope="session")
+def settings(pg_database: str, var_dir: Path) -> Settings:
+    return make_settings(var_dir, pg_database)
+
+
+@pytest.fixture(scope="session")
+def engine(settings: Settings) -> Iterator[Engine]:
+    engine = create_db_engine(settings)
+    migrate.upgrade(engine, settings.db_schema)
+    with engine.begin() as conn:
+        demo.seed_reference_data(conn)
+        from alquimista_ops.auth.service import setup_groups
+
+        setup_groups(conn)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def runtime(settings: Settings, engine: Engine) -> Runtime:
+    return build_runtime(settings, engine)
+
+
+@pytest.fixture(scope="session")
+def app(runtime: Runtime) -> Any:
+    return create_app(runtime=runtime)
+
+
+@pytest.fixture(scope="session")
+def client(app: Any) -> Iterator[TestClient]:
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+def truncate_data(engine: Engine) -> None:
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            names = [t for t in sa.inspect(conn).get_table_names() if t not in REFERENCE_TABLES]
+            if names:
+                conn.exec_driver_sql(
+                    "TRUNCATE " + ", ".join(f'"{n}"' for n in names) + " RESTART IDENTITY CASCADE"
+                )
+        else:
+            demo.reset(conn)
+
+
+@pytest.fixture
+def clean_db(engine: Engine) -> Iterator[Engine]:
+    """For tests that write: the data tables are emptied after the test."""
+    truncate_data(engine)
+    yield engine
+    truncate_data(engine)
+
+
+@pytest.fixture(scope="module")
+def demo_data(engine: Engine) -> Iterator[demo.SeedReport]:
+    """A small seeded data set shared (read-only) by the tests of one module."""
+    truncate_data(engine)
+    report = demo.seed(engine, demo.SeedOptions(tenants=8, days=40, seed=7, today=SEED_TODAY))
+    yield report
+    truncate_data(engine)
+
+
+def issue_token(
+    runtime: Runtime,
+    group: str,
+    tenant_id: uuid.UUID | None = None,
+    *,
+    kind: str = "id",
+    sub: uuid.UUID | None = None,
+    email: str | None = None,
+) -> str:
+    assert runtime.idp is not None
+    account = LocalAccount(
+        id=sub or uuid.uuid4(),
+        email=email or f"{group.lower()}@example.com",
+        full_name=group.title(),
+        group_name=group,
+        tenant_id=tenant_id,
+    )
+    return str(runtime.idp.issue_tokens(account)[f"{kind}_token"])
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def token_for(runtime: Runtime) -> Any:
+    def make(group: str, tenant_id: uuid.UUID | None = None, **kwargs: Any) -> str:
+        return issue_token(runtime, group, tenant_id, **kwargs)
+
+    return make
