@@ -585,7 +585,9 @@ def seed(engine: Engine, options: SeedOptions, progress: Progress | None = None)
     tell("raw requests", 1, 1)
 
     with engine.begin() as conn:
-        report.accounts, report.demo_tenant_id = create_demo_accounts(conn, tenant_rows)
+        report.accounts, report.demo_tenant_id = create_demo_accounts(
+            conn, tenant_rows, _at(today, 0)
+        )
     return report
 
 
@@ -739,9 +741,12 @@ def _raw_requests(
 
 
 def create_demo_accounts(
-    conn: Connection, tenant_rows: list[dict[str, Any]]
+    conn: Connection, tenant_rows: list[dict[str, Any]], created_at: datetime
 ) -> tuple[list[tuple[str, str, str]], uuid.UUID | None]:
-    """Sign-in accounts, one per group; tenant accounts belong to the first active tenant."""
+    """Sign-in accounts, one per group; tenant accounts belong to the first active tenant.
+
+    Ids derive from the e-mail and times are ``created_at``, so the rows are the same on every
+    run (only the salted password hashes differ)."""
     demo_tenant = next((t for t in tenant_rows if t["status"] == "active"), None)
     accounts: list[tuple[str, str, str]] = []
     for group, email, name, password in DEMO_ACCOUNTS:
@@ -752,7 +757,15 @@ def create_demo_accounts(
             tenant_id = demo_tenant["id"]
             email = email.format(domain=_domain(demo_tenant["name"]))
         create_local_user(
-            conn, email=email, full_name=name, group=group, tenant_id=tenant_id, password=password
+            conn,
+            email=email,
+            full_name=name,
+            group=group,
+            tenant_id=tenant_id,
+            password=password,
+            account_id=uuid.uuid5(uuid.NAMESPACE_URL, f"alquimista-demo-account:{email}"),
+            tenant_user_id=uuid.uuid5(uuid.NAMESPACE_URL, f"alquimista-demo-tenant-user:{email}"),
+            now=created_at,
         )
         accounts.append((group, email, password))
     return accounts, demo_tenant["id"] if demo_tenant else None
