@@ -277,15 +277,14 @@ def test_credentials_never_leave_the_server(
     client: TestClient, token_for: Any, tenants_under_test: Tenants, engine: Engine
 ) -> None:
     with engine.connect() as conn:
-        secrets = [
-            s
-            for s in conn.execute(
+        secrets = list(
+            conn.execute(
                 sa.text(
                     "SELECT credentials_encrypted FROM tenant_integrations "
                     "WHERE credentials_encrypted IS NOT NULL"
                 )
             ).scalars()
-        ]
+        )
     assert secrets
     for group in GROUPS:
         for tenant in (tenants_under_test.home, tenants_under_test.other):
