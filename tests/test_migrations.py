@@ -87,10 +87,9 @@ def test_models_and_migrations_differ_when_they_should(fresh_engine: tuple[Engin
     assert any(d[0] == "add_index" and d[1].name == "ix_tenant_usage_daily_date" for d in found)
 
 
+@pytest.mark.parametrize("fresh_engine", ["postgresql"], indirect=True)
 def test_postgresql_tables_live_in_the_schema(fresh_engine: tuple[Engine, str]) -> None:
     engine, _url = fresh_engine
-    if engine.dialect.name != "postgresql":
-        pytest.skip("PostgreSQL schema only")
     migrate.upgrade(engine, SCHEMA)
     with engine.connect() as conn:
         public = set(sa.inspect(conn).get_table_names(schema="public"))
