@@ -66,9 +66,7 @@ def main() -> int:
             elapsed = time.perf_counter() - started
             engine.dispose()
         bounds = [t for _s, t in stages] + [started + elapsed]
-        print(
-            f"demo seed --tenants {args.tenants} --days {args.days} (PostgreSQL, {Path(url).name})"
-        )
+        print(f"demo seed --tenants {args.tenants} --days {args.days} (PostgreSQL)")
         for (stage, begin), end in zip(stages, bounds[1:], strict=False):
             print(f"  {stage:<14} {end - begin:6.1f} s")
         rows = sum(report.counts.values())
