@@ -181,6 +181,23 @@ def test_cnpj_checker_knows_valid_and_invalid_numbers() -> None:
     assert not cnpj_is_valid("11111111111111")
 
 
+def test_seed_respects_plan_limits(clean_db: Engine) -> None:
+    demo.seed(clean_db, demo.SeedOptions(tenants=50, days=3, seed=42, today=SEED_TODAY))
+    with clean_db.connect() as conn:
+        over = conn.execute(
+            sa.text(
+                """
+                SELECT t.id FROM tenants t JOIN plans p ON p.name = t.plan
+                WHERE (SELECT COUNT(*) FROM tenant_users u WHERE u.tenant_id = t.id
+                       AND u.status = 'active') > p.max_users
+                   OR (SELECT COUNT(*) FROM tenant_agents a WHERE a.tenant_id = t.id
+                       AND a.status = 'active') > p.max_agents
+                """
+            )
+        ).all()
+    assert over == []
+
+
 def test_seed_data_is_valid_and_has_one_account_per_group(
     clean_db: Engine, client: TestClient
 ) -> None:

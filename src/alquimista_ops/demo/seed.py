@@ -339,7 +339,8 @@ def seed(engine: Engine, options: SeedOptions, progress: Progress | None = None)
             )
         domain = _domain(tenant["name"])
         used_emails: set[str] = set()
-        for u_index in range(rng.randint(2, min(8, plan_limits[plan][3]))):
+        # Leave room for the two demo accounts, so no tenant exceeds its plan's user limit.
+        for u_index in range(rng.randint(2, max(2, min(8, plan_limits[plan][3] - 2)))):
             first = rng.choice(catalogue.FIRST_NAMES)
             last = rng.choice(catalogue.LAST_NAMES)
             email = f"{fold(first)}.{fold(last)}@{domain}"
