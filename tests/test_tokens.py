@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi.testclient import TestClient
 
 from alquimista_ops.auth.keys import generate_key
+from alquimista_ops.core.errors import Unauthorized
 from alquimista_ops.core.runtime import Runtime
 from alquimista_ops.demo.seed import SeedReport
 from tests.conftest import auth
@@ -291,6 +292,12 @@ FORGERIES: dict[str, Callable[[Runtime, uuid.UUID], str]] = {
     "token_use_refresh": _signed(token_use="refresh"),
     "no_token_use": _signed(token_use=None),
     "altered_payload": forge_altered_payload,
+    "rs512_with_the_real_key": lambda r, t: jwt.encode(
+        base_claims(r, t),
+        r.idp.key.private_pem,  # type: ignore[union-attr]
+        algorithm="RS512",
+        headers={"kid": r.idp.key.kid},  # type: ignore[union-attr]
+    ),
     "malformed_tenant_claim": _signed(**{"custom:tenant_id": "not-a-uuid"}),
 }
 
@@ -367,3 +374,99 @@ def test_signed_in_tokens_of_both_kinds_work(
     response = client.get("/tenant/me", headers=auth(tokens[f"{kind}_token"]), params=params)
     assert response.status_code == 200, response.text
     assert response.json()["id"] == str(demo_data.demo_tenant_id)
+
+
+# -- JWKS cache and Cognito mode ---------------------------------------------------------
+
+
+class CountingFetcher:
+    def __init__(self, *keys: Any) -> None:
+        self.keys = list(keys)
+        self.calls = 0
+
+    def __call__(self) -> dict[str, Any]:
+        self.calls += 1
+        return {"keys": [k.public_jwk for k in self.keys]}
+
+
+def test_jwks_is_cached_and_refetched_at_most_once_per_interval_on_unknown_kid() -> None:
+    from alquimista_ops.auth.verifier import JwksCache, TokenVerifier
+
+    old, new = generate_key(), generate_key()
+    fetcher = CountingFetcher(old)
+    cache = JwksCache(fetcher, refresh_interval=3600)
+    verifier = TokenVerifier(issuer="https://issuer.example", client_id="app", jwks=cache)
+
+    def token(key: Any) -> str:
+        claims = {
+            "iss": "https://issuer.example",
+            "aud": "app",
+            "token_use": "id",
+            "sub": "user-1",
+            "cognito:groups": ["INTERNAL_SUPPORT"],
+            "exp": int(time.time()) + 60,
+        }
+        return jwt.encode(claims, key.private_pem, algorithm="RS256", headers={"kid": key.kid})
+
+    for _ in range(3):
+        assert verifier.verify(token(old)).sub == "user-1"
+    assert fetcher.calls == 1  # cached
+
+    fetcher.keys.append(new)  # the issuer rotates keys, but the interval has not passed
+    for _ in range(3):
+        with pytest.raises(Unauthorized):
+            verifier.verify(token(new))
+    assert fetcher.calls == 1  # an unknown kid does not hammer the JWKS endpoint
+
+    cache._fetched_at -= 3600  # the interval passes
+    assert verifier.verify(token(new)).groups == ("INTERNAL_SUPPORT",)
+    assert fetcher.calls == 2
+    assert verifier.verify(token(old)).sub == "user-1"
+    assert fetcher.calls == 2
+
+
+def test_jwks_fetch_failure_is_401(tmp_path: Any) -> None:
+    from alquimista_ops.auth.verifier import JwksCache, TokenVerifier
+
+    def broken() -> dict[str, Any]:
+        raise OSError("network down")
+
+    key = generate_key()
+    verifier = TokenVerifier(
+        issuer="https://issuer.example", client_id="app", jwks=JwksCache(broken)
+    )
+    claims = {"iss": "https://issuer.example", "aud": "app", "token_use": "id", "sub": "u",
+              "exp": int(time.time()) + 60}  # fmt: skip
+    forged = jwt.encode(claims, key.private_pem, algorithm="RS256", headers={"kid": key.kid})
+    with pytest.raises(Unauthorized, match="Signing keys are unavailable"):
+        verifier.verify(forged)
+
+
+def test_cognito_mode_points_the_same_verifier_at_the_user_pool(tmp_path: Any) -> None:
+    from alquimista_ops.app import create_app
+    from alquimista_ops.core.runtime import build_runtime
+    from alquimista_ops.core.settings import Settings
+
+    settings = Settings(
+        ENV="test",
+        AUTH_MODE="cognito",
+        COGNITO_USER_POOL_ID="sa-east-1_AbCdEf123",
+        COGNITO_CLIENT_ID="client-123",
+        AWS_REGION="sa-east-1",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'c.db'}",
+        VAR_DIR=str(tmp_path),
+    )
+    runtime = build_runtime(settings)
+    try:
+        issuer = "https://cognito-idp.sa-east-1.amazonaws.com/sa-east-1_AbCdEf123"
+        assert runtime.idp is None
+        assert runtime.verifier.issuer == issuer
+        assert runtime.verifier.client_id == "client-123"
+        assert settings.jwks_url == f"{issuer}/.well-known/jwks.json"
+        with TestClient(create_app(runtime=runtime)) as client:
+            # No built-in provider: no token endpoint, no local JWKS.
+            response = client.post("/auth/token", data={"username": "a", "password": "b"})
+            assert response.status_code == 404
+            assert client.get("/.well-known/jwks.json").status_code == 404
+    finally:
+        runtime.close()
