@@ -197,7 +197,7 @@ def base_claims(runtime: Runtime, tenant_id: uuid.UUID | None, **changes: Any) -
 def sign_rs256(runtime: Runtime, claims: dict[str, Any], **header: Any) -> str:
     key = runtime.idp.key  # type: ignore[union-attr]
     headers = {"kid": key.kid, **header}
-    return jwt.encode(claims, key.private_pem, algorithm="RS256", headers=headers)
+    return jwt.encode(claims, key.private_key, algorithm="RS256", headers=headers)
 
 
 def public_pem(runtime: Runtime) -> bytes:
@@ -237,7 +237,7 @@ def forge_unknown_kid(runtime: Runtime, tenant_id: uuid.UUID) -> str:
     other = generate_key()
     return jwt.encode(
         base_claims(runtime, tenant_id),
-        other.private_pem,
+        other.private_key,
         algorithm="RS256",
         headers={"kid": other.kid},
     )
@@ -278,7 +278,7 @@ FORGERIES: dict[str, Callable[[Runtime, uuid.UUID], str]] = {
     "unknown_kid": forge_unknown_kid,
     "no_kid": lambda r, t: jwt.encode(
         base_claims(r, t),
-        r.idp.key.private_pem,  # type: ignore[union-attr]
+        r.idp.key.private_key,  # type: ignore[union-attr]
         algorithm="RS256",
     ),
     "expired": _signed(exp=int(time.time()) - 3600, iat=int(time.time()) - 7200),
@@ -294,7 +294,7 @@ FORGERIES: dict[str, Callable[[Runtime, uuid.UUID], str]] = {
     "altered_payload": forge_altered_payload,
     "rs512_with_the_real_key": lambda r, t: jwt.encode(
         base_claims(r, t),
-        r.idp.key.private_pem,  # type: ignore[union-attr]
+        r.idp.key.private_key,  # type: ignore[union-attr]
         algorithm="RS512",
         headers={"kid": r.idp.key.kid},  # type: ignore[union-attr]
     ),
@@ -406,7 +406,7 @@ def test_jwks_is_cached_and_refetched_at_most_once_per_interval_on_unknown_kid()
             "cognito:groups": ["INTERNAL_SUPPORT"],
             "exp": int(time.time()) + 60,
         }
-        return jwt.encode(claims, key.private_pem, algorithm="RS256", headers={"kid": key.kid})
+        return jwt.encode(claims, key.private_key, algorithm="RS256", headers={"kid": key.kid})
 
     for _ in range(3):
         assert verifier.verify(token(old)).sub == "user-1"
@@ -437,7 +437,7 @@ def test_jwks_fetch_failure_is_401(tmp_path: Any) -> None:
     )
     claims = {"iss": "https://issuer.example", "aud": "app", "token_use": "id", "sub": "u",
               "exp": int(time.time()) + 60}  # fmt: skip
-    forged = jwt.encode(claims, key.private_pem, algorithm="RS256", headers={"kid": key.kid})
+    forged = jwt.encode(claims, key.private_key, algorithm="RS256", headers={"kid": key.kid})
     with pytest.raises(Unauthorized, match="Signing keys are unavailable"):
         verifier.verify(forged)
 
