@@ -543,52 +543,61 @@ def seed(engine: Engine, options: SeedOptions, progress: Progress | None = None)
             yield daily, raws
         tell("usage", total_plans, total_plans)
 
-    with engine.begin() as conn, bulk_load(conn, [tenant_usage_daily, agent_requests]):
-        raw_blocks: list[_RawBlock] = []
-        if postgres:
-            raw_text: list[str] = []
+    with engine.begin() as conn:
+        with bulk_load(conn, [tenant_usage_daily, agent_requests]):
+            if postgres:
+                raw_text: list[str] = []
 
-            def daily_text() -> Iterator[str]:
-                for daily, raws in usage_blocks():
-                    raw_text.extend(_raw_copy_text(raw) for raw in raws)
-                    if daily is not None:
-                        yield _daily_copy_text(daily, period_iso)
+                def daily_text() -> Iterator[str]:
+                    for daily, raws in usage_blocks():
+                        raw_text.extend(_raw_copy_text(raw) for raw in raws)
+                        if daily is not None:
+                            yield _daily_copy_text(daily, period_iso)
 
-            report.counts["tenant_usage_daily"] = copy_text(
-                conn, tenant_usage_daily, DAILY_COLUMNS, daily_text()
-            )
-            tell("raw requests", 0, 1)
-            report.counts["agent_requests"] = copy_text(conn, agent_requests, RAW_COLUMNS, raw_text)
-        else:
+                report.counts["tenant_usage_daily"] = copy_text(
+                    conn, tenant_usage_daily, DAILY_COLUMNS, daily_text()
+                )
+                tell("raw requests", 0, 1)
+                report.counts["agent_requests"] = copy_text(
+                    conn, agent_requests, RAW_COLUMNS, raw_text
+                )
+            else:
+                raw_blocks: list[_RawBlock] = []
 
-            def daily_tuples() -> Iterator[tuple[Any, ...]]:
-                for daily, raws in usage_blocks():
-                    raw_blocks.extend(raws)
-                    if daily is not None:
-                        yield from _daily_tuples(daily, period_days)
+                def daily_tuples() -> Iterator[tuple[Any, ...]]:
+                    for daily, raws in usage_blocks():
+                        raw_blocks.extend(raws)
+                        if daily is not None:
+                            yield from _daily_tuples(daily, period_days)
 
-            report.counts["tenant_usage_daily"] = bulk_insert(
-                conn, tenant_usage_daily, DAILY_COLUMNS, daily_tuples()
-            )
-            tell("raw requests", 0, 1)
-            report.counts["agent_requests"] = bulk_insert(
-                conn,
-                agent_requests,
-                RAW_COLUMNS,
-                (row for raw in raw_blocks for row in _raw_tuples(raw)),
-            )
+                report.counts["tenant_usage_daily"] = bulk_insert(
+                    conn, tenant_usage_daily, DAILY_COLUMNS, daily_tuples()
+                )
+                tell("raw requests", 0, 1)
+                report.counts["agent_requests"] = bulk_insert(
+                    conn,
+                    agent_requests,
+                    RAW_COLUMNS,
+                    (row for raw in raw_blocks for row in _raw_tuples(raw)),
+                )
+            tell("raw requests", 1, 1)
+            tell("indexes", 0, 1)  # rebuilt when bulk_load ends
+        tell("indexes", 1, 1)
+    tell("rollup", 0, 1)
     with engine.begin() as conn:
         if raw_days:
             result = rollup_range(conn, raw_start, yesterday)
             report.counts["tenant_usage_daily"] += result.rows_written
         else:
             recompute_agent_counters(conn)
-    tell("raw requests", 1, 1)
+    tell("rollup", 1, 1)
 
+    tell("accounts", 0, 1)
     with engine.begin() as conn:
         report.accounts, report.demo_tenant_id = create_demo_accounts(
             conn, tenant_rows, _at(today, 0)
         )
+    tell("accounts", 1, 1)
     return report
 
 
