@@ -9,13 +9,15 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from alquimista_ops.core.schema import GROUPS, metadata
 from alquimista_ops.demo import seed as demo
-from tests.conftest import SEED_TODAY, auth, truncate_data
+from tests.conftest import SCHEMA, SEED_TODAY, auth, truncate_data
+from tests.test_migrations import differences
 
 # Columns whose value is the time of writing (server default now()) or a salted hash: the only
 # things allowed to differ between two runs of the same seed.
@@ -153,6 +155,30 @@ def test_seed_is_consistent(clean_db: Engine) -> None:
         assert used > 0
     assert report.counts["tenant_usage_daily"] == _count(clean_db, "tenant_usage_daily")
     assert report.counts["agent_requests"] == _count(clean_db, "agent_requests")
+
+
+def test_bulk_load_leaves_the_schema_as_migrated(clean_db: Engine) -> None:
+    """The seed drops and rebuilds indexes and keys around its bulk load: all come back."""
+    demo.seed(clean_db, options())
+    assert differences(clean_db) == []
+    schema = SCHEMA if clean_db.dialect.name == "postgresql" else None
+    with clean_db.connect() as conn:
+        inspector = sa.inspect(conn)
+        fks = {
+            fk["name"]: fk for fk in inspector.get_foreign_keys("tenant_usage_daily", schema=schema)
+        }
+        pk = inspector.get_pk_constraint("tenant_usage_daily", schema=schema)
+    assert fks["fk_tenant_usage_daily_tenant_id_tenants"]["options"].get("ondelete") == "CASCADE"
+    assert "fk_tenant_usage_daily_agent_id_agents" in fks
+    assert pk["constrained_columns"] == ["tenant_id", "agent_id", "date"]
+    # The rebuilt primary key still refuses a duplicate day.
+    with pytest.raises(sa.exc.IntegrityError), clean_db.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO tenant_usage_daily (tenant_id, agent_id, date, total_requests, "
+            "successful_requests, failed_requests, avg_response_time_ms, total_tokens_used, "
+            "total_cost_usd) SELECT tenant_id, agent_id, date, 1, 1, 0, 1, 1, 0 "
+            "FROM tenant_usage_daily LIMIT 1"
+        )
 
 
 def _count(engine: Engine, table: str) -> int:
