@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
 import typer
 
@@ -82,3 +83,51 @@ def users_create_cognito(
         engine.dispose()
     linked = f" tenant={user.tenant_id}" if user.tenant_id else ""
     typer.echo(f"created Cognito user {user.email} ({user.group}) sub={user.sub}{linked}")
+
+
+# -- deploy validate / smoke-test ------------------------------------------------------------
+deploy_app = typer.Typer(help="AWS deployment checks", no_args_is_help=True)
+
+
+@deploy_app.command("validate")
+def deploy_validate(
+    env: Annotated[str, typer.Option("--env", help="Environment name: dev, prod")],
+    region: Annotated[str | None, typer.Option(help="Default: AWS_REGION")] = None,
+    user_pool_id: Annotated[str | None, typer.Option(help="Default: COGNITO_USER_POOL_ID")] = None,
+    profile: Annotated[str | None, typer.Option(help="AWS named profile")] = None,
+) -> None:
+    """Check a deployed environment against the deployment document's checklist."""
+    import boto3
+
+    from alquimista_ops.aws.checks import report
+    from alquimista_ops.aws.validate import DeploymentValidator
+    from alquimista_ops.core.settings import get_settings
+
+    settings = get_settings()
+    session = boto3.Session(profile_name=profile, region_name=region or settings.aws_region)
+    validator = DeploymentValidator(
+        env, session, user_pool_id=user_pool_id or settings.cognito_user_pool_id
+    )
+    raise typer.Exit(report(validator.run(), f"deploy validate ({env})"))
+
+
+def smoke_test(
+    base_url: Annotated[str, typer.Option(help="API base URL, e.g. https://abc.execute-api…")],
+    token: Annotated[str, typer.Option(help="A tenant user's bearer token")],
+    internal_token: Annotated[
+        str | None, typer.Option(help="An internal user's bearer token")
+    ] = None,
+    command_timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for the test command to finish")
+    ] = 60.0,
+) -> None:
+    """Run the deployment document's functional checks over HTTP against BASE_URL."""
+    from alquimista_ops.aws.checks import report
+    from alquimista_ops.aws.smoke import SmokeTest
+
+    smoke = SmokeTest(base_url, token, internal_token, command_timeout=command_timeout)
+    try:
+        checks = smoke.run()
+    finally:
+        smoke.http.close()
+    raise typer.Exit(report(checks, f"smoke test ({base_url})"))
