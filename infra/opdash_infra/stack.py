@@ -47,7 +47,17 @@ from opdash_infra.config import StackConfig
 REDIS_PORT = 6379
 POSTGRES_PORT = 5432
 ROUTE_TIMEOUT = Duration.seconds(29)  # the HTTP API integration limit is 30 s
-ASSET_EXCLUDES = [".venv", ".git", "var", "infra/cdk.out", "infra/node_modules", "**/__pycache__"]
+ASSET_EXCLUDES = [
+    ".venv",
+    ".git",
+    "var",
+    "docs",
+    "tests",
+    "bench",
+    "infra",
+    "*_cache",
+    "**/__pycache__",
+]
 
 
 def _camel(name: str) -> str:
@@ -174,6 +184,8 @@ class OperationalDashboardStack(Stack):
             "COGNITO_CLIENT_ID": client_id,
             "LOG_LEVEL": "INFO",
             "VAR_DIR": "/tmp/alquimista",
+            # one request at a time per container: a small pool, kept across invocations
+            "DB_POOL_SIZE": "2",
         }
         code = self._code()
         secret_policy = iam.PolicyStatement(
