@@ -432,3 +432,15 @@ def test_config_refusals() -> None:
         StackConfig(env_name="dev", vpc_id="vpc-1")
     with pytest.raises(ValueError, match="'\\*'"):
         StackConfig(env_name="prod", cors_origins=["*"])
+
+
+def test_bundling_requirements_and_package_copy(tmp_path: Path) -> None:
+    from opdash_infra.bundling import copy_package, runtime_requirements
+
+    requirements = runtime_requirements()
+    names = {r.split("[")[0].split(">")[0].split("<")[0].split("=")[0] for r in requirements}
+    assert {"fastapi", "sqlalchemy", "psycopg", "mangum", "aws-lambda-powertools"} <= names
+    assert not {"uvicorn", "boto3"} & names  # server-only, and provided by the Lambda runtime
+    copy_package(tmp_path)
+    assert (tmp_path / "alquimista_ops" / "aws" / "handlers.py").is_file()
+    assert not list(tmp_path.rglob("__pycache__"))
