@@ -9,16 +9,18 @@ from typing import Any
 
 import boto3
 import pytest
+import sqlalchemy as sa
 from moto import mock_aws
 from typer.testing import CliRunner
 
 from alquimista_ops.aws import cognito, layout
-from alquimista_ops.aws.validate import REQUIRED_ENVIRONMENT, DeploymentValidator
+from alquimista_ops.aws.validate import REQUIRED_ENVIRONMENT, DeploymentValidator, database_checks
 from alquimista_ops.cli import app as cli_app
 from alquimista_ops.core.settings import get_settings
 
 REGION = "us-east-1"
 ENV = "dev"
+AGGREGATE = layout.function_name("aggregate-metrics", ENV)
 
 
 def _zip() -> bytes:
@@ -28,7 +30,7 @@ def _zip() -> bytes:
     return buffer.getvalue()
 
 
-def build_environment(session: Any) -> dict[str, Any]:
+def build_environment(session: Any, *, record_run: bool = True) -> dict[str, Any]:
     """What ``cdk deploy`` creates, with the resources moto supports."""
     ec2 = session.client("ec2")
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
@@ -191,13 +193,29 @@ def build_environment(session: Any) -> dict[str, Any]:
             Threshold=1,
             ComparisonOperator="GreaterThanOrEqualToThreshold",
         )
+    if record_run:  # the aggregation job ran once (Lambda publishes Invocations)
+        record_metric(session, AGGREGATE, "Invocations")
     return {
+        "queue": queue,
         "pool": pool,
         "api": api,
         "routes": routes,
         "redis_sg": redis_sg,
         "lambda_client": lambda_client,
     }
+
+
+def record_metric(session: Any, function_name: str, metric: str) -> None:
+    session.client("cloudwatch").put_metric_data(
+        Namespace="AWS/Lambda",
+        MetricData=[
+            {
+                "MetricName": metric,
+                "Dimensions": [{"Name": "FunctionName", "Value": function_name}],
+                "Value": 1,
+            }
+        ],
+    )
 
 
 @pytest.fixture
@@ -251,6 +269,7 @@ def test_complete_environment_passes_every_item(session: Any) -> None:
         "Cognito JWT authorizer on every route",
         "X-Ray tracing active",
         "alarms configured",
+        "aggregation job ran without errors (last 26 h)",
         *(f"route {r.route_key}" for r in layout.ROUTES),
     ):
         assert expected in names, expected
@@ -278,6 +297,7 @@ def test_broken_items_are_reported(session: Any) -> None:
         TableName=layout.commands_table_name(ENV),
         TimeToLiveSpecification={"Enabled": False, "AttributeName": "expires_at"},
     )
+    session.client("sqs").send_message(QueueUrl=env["queue"], MessageBody="{}")
     checks = by_name(DeploymentValidator(ENV, session, user_pool_id=env["pool"]).run())
     failed = {name for name, check in checks.items() if not check.passed}
     assert failed == {
@@ -287,6 +307,7 @@ def test_broken_items_are_reported(session: Any) -> None:
         "Redis security group open only to the functions' security group",
         "EventBridge rule alquimista-aggregate-metrics-daily-dev active",
         "TTL on expires_at",
+        "command stream processing without failures (last 24 h, dead-letter queue empty)",
     }
     assert "alquimista-tenant-usage-dev" in checks["14 Lambda functions deployed"].detail
     assert (
@@ -325,3 +346,47 @@ def test_cli_prints_each_item_and_exit_code(session: Any, monkeypatch: pytest.Mo
         )
     finally:
         get_settings.cache_clear()
+
+
+def test_aggregation_not_run_yet_is_skipped_and_errors_fail(session: Any) -> None:
+    build_environment(session, record_run=False)
+    validator = DeploymentValidator(ENV, session)
+    name = "aggregation job ran without errors (last 26 h)"
+    fresh = by_name(list(validator.activity_checks()))[name]
+    assert fresh.skipped and fresh.line() == f"SKIP  {name} — no run yet (daily at 02:00 UTC)"
+    record_metric(session, AGGREGATE, "Invocations")
+    assert by_name(list(validator.activity_checks()))[name].passed
+    record_metric(session, AGGREGATE, "Errors")
+    check = by_name(list(validator.activity_checks()))[name]
+    assert not check.passed and check.detail == "1 runs, 1 errors"
+    with pytest.raises(Exception, match=r"NonExistentQueue|does not exist"):
+        list(DeploymentValidator("prod", session).activity_checks())
+
+
+def test_database_checks(engine: Any, settings: Any, tmp_path: Any) -> None:
+    checks = database_checks(engine, settings.db_schema)
+    assert [c.line() for c in checks if not c.passed] == []
+    assert {c.name for c in checks} >= {
+        "table tenant_users",
+        "table operational_events",
+        "indexes on every dashboard table",
+    }
+
+    from alquimista_ops.core import migrate
+    from alquimista_ops.core.db import create_db_engine
+
+    lite = create_db_engine(settings, url=f"sqlite:///{tmp_path / 'v.db'}")
+    try:
+        assert not by_name(database_checks(lite, "alquimista_platform"))[
+            "table tenant_users"
+        ].passed
+        migrate.upgrade(lite, "alquimista_platform")
+        with lite.begin() as conn:
+            index = sa.inspect(conn).get_indexes("operational_events")[0]["name"]
+            conn.exec_driver_sql(f'DROP INDEX "{index}"')
+        result = by_name(database_checks(lite, "alquimista_platform"))
+        assert result["table tenant_users"].passed
+        assert not result["indexes on every dashboard table"].passed
+        assert "operational_events" in result["indexes on every dashboard table"].detail
+    finally:
+        lite.dispose()

@@ -95,12 +95,19 @@ def deploy_validate(
     region: Annotated[str | None, typer.Option(help="Default: AWS_REGION")] = None,
     user_pool_id: Annotated[str | None, typer.Option(help="Default: COGNITO_USER_POOL_ID")] = None,
     profile: Annotated[str | None, typer.Option(help="AWS named profile")] = None,
+    database: Annotated[
+        bool,
+        typer.Option(
+            "--database", help="Also check the tables and indexes (DATABASE_URL/AURORA_SECRET_ARN)"
+        ),
+    ] = False,
 ) -> None:
     """Check a deployed environment against the deployment document's checklist."""
     import boto3
 
     from alquimista_ops.aws.checks import report
-    from alquimista_ops.aws.validate import DeploymentValidator
+    from alquimista_ops.aws.validate import DeploymentValidator, database_checks
+    from alquimista_ops.core.db import create_db_engine
     from alquimista_ops.core.settings import get_settings
 
     settings = get_settings()
@@ -108,7 +115,14 @@ def deploy_validate(
     validator = DeploymentValidator(
         env, session, user_pool_id=user_pool_id or settings.cognito_user_pool_id
     )
-    raise typer.Exit(report(validator.run(), f"deploy validate ({env})"))
+    checks = validator.run()
+    if database:
+        engine = create_db_engine(settings)
+        try:
+            checks.extend(database_checks(engine, settings.db_schema))
+        finally:
+            engine.dispose()
+    raise typer.Exit(report(checks, f"deploy validate ({env})"))
 
 
 def smoke_test(

@@ -5,7 +5,10 @@ against a deployed environment. Each item is one PASS/FAIL line."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from sqlalchemy.engine import Engine
 
 from alquimista_ops.auth.service import GROUP_DEFINITIONS
 from alquimista_ops.aws import layout
@@ -53,6 +56,7 @@ class DeploymentValidator:
             self.cognito_checks,
             self.api_checks,
             self.monitoring_checks,
+            self.activity_checks,
         ):
             try:
                 checks.extend(section())
@@ -304,6 +308,45 @@ class DeploymentValidator:
             "alarms configured", not absent, f"missing: {', '.join(absent)}" if absent else ""
         )
 
+    def activity_checks(self) -> Iterator[Check]:
+        """The document's functional checks that only metrics can answer: the aggregation job
+        ran without errors, the command processor is not failing."""
+        aggregate = layout.function_name(layout.AGGREGATE_METRICS.name, self.env)
+        invocations = self._metric_sum(aggregate, "Invocations", hours=26)
+        errors = self._metric_sum(aggregate, "Errors", hours=26)
+        name = "aggregation job ran without errors (last 26 h)"
+        if invocations == 0 and errors == 0:
+            yield Check(name, False, "no run yet (daily at 02:00 UTC)", skipped=True)
+        else:
+            yield Check(name, errors == 0, f"{invocations:.0f} runs, {errors:.0f} errors")
+        processor = layout.function_name(layout.PROCESS_COMMAND.name, self.env)
+        failures = self._metric_sum(processor, "Errors", hours=24)
+        sqs = self.client("sqs")
+        url = sqs.get_queue_url(QueueName=layout.dead_letter_queue_name(self.env))["QueueUrl"]
+        waiting = int(
+            sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])[
+                "Attributes"
+            ]["ApproximateNumberOfMessages"]
+        )
+        yield Check(
+            "command stream processing without failures (last 24 h, dead-letter queue empty)",
+            failures == 0 and waiting == 0,
+            f"{failures:.0f} errors, {waiting} dead-lettered batches",
+        )
+
+    def _metric_sum(self, function_name: str, metric: str, *, hours: int) -> float:
+        end = datetime.now(UTC) + timedelta(minutes=1)  # include the current minute
+        response = self.client("cloudwatch").get_metric_statistics(
+            Namespace="AWS/Lambda",
+            MetricName=metric,
+            Dimensions=[{"Name": "FunctionName", "Value": function_name}],
+            StartTime=end - timedelta(hours=hours),
+            EndTime=end,
+            Period=3600,
+            Statistics=["Sum"],
+        )
+        return float(sum(point.get("Sum", 0) for point in response.get("Datapoints", [])))
+
     # -- lookups ----------------------------------------------------------------------------
     def table(self) -> dict[str, Any] | None:
         if self._table is None:
@@ -348,3 +391,37 @@ def _pages(call: Callable[..., Any], key: str, **kwargs: Any) -> Iterator[dict[s
         token = response.get("NextToken")
         if not token:
             return
+
+
+def database_checks(engine: Engine, schema: str) -> list[Check]:
+    """The document's "Banco de Dados" items: the five dashboard tables and their indexes,
+    and the database at the latest migration."""
+    import sqlalchemy as sa
+
+    from alquimista_ops.core import migrate
+    from alquimista_ops.core.db import is_postgres
+    from alquimista_ops.core.schema import DASHBOARD_TABLES, metadata
+
+    checks: list[Check] = []
+    try:
+        current = migrate.current_revision(engine, schema)
+        head = migrate.head_revision()
+        checks.append(_expect(f"database at migration {head}", current, head))
+        inspector = sa.inspect(engine)
+        pg_schema = schema if is_postgres(engine) else None
+        present = set(inspector.get_table_names(schema=pg_schema))
+        for table in DASHBOARD_TABLES:
+            exists = table in present
+            checks.append(Check(f"table {table}", exists, "" if exists else "missing"))
+        short = []
+        for table in DASHBOARD_TABLES:
+            if table not in present:
+                continue
+            wanted = len(metadata.tables[table].indexes)
+            found = len(inspector.get_indexes(table, schema=pg_schema))
+            if found < wanted:
+                short.append(f"{table} ({found} of {wanted})")
+        checks.append(Check("indexes on every dashboard table", not short, ", ".join(short)))
+    except Exception as exc:
+        checks.append(Check("database reachable", False, _error(exc)))
+    return checks
