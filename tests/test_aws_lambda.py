@@ -245,7 +245,9 @@ def test_aggregation_range() -> None:
         jobs.aggregation_range({"from": "2024-01-01", "to": "2025-06-01"})
 
 
-def test_aggregate_metrics_rolls_up_previous_day(clean_db: Engine) -> None:
+def test_aggregate_metrics_rolls_up_previous_day(
+    clean_db: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
     demo.seed(
         clean_db,
         demo.SeedOptions(tenants=3, days=5, seed=3, raw_days=2, today=SEED_TODAY),
@@ -274,6 +276,13 @@ def test_aggregate_metrics_rolls_up_previous_day(clean_db: Engine) -> None:
                     sa.func.sum(tenant_usage_daily.c.total_tokens_used),
                 ).where(tenant_usage_daily.c.date == day)
             ).one()
+
+    records = [r for r in caplog.records if r.getMessage() == "usage rollup finished"]
+    assert records, "the job logs its result"
+    line = json.loads(lambda_runtime.logger.registered_formatter.format(records[0]))
+    assert line["service"] == "operational-dashboard"
+    assert line["function_name"] == "aggregate"  # Lambda context injected
+    assert line["rows_read"] == raw[0]
 
     first = totals()
     assert first[0] == report["rows_written"] > 0
