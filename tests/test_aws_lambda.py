@@ -289,3 +289,39 @@ def test_aggregate_metrics_rolls_up_previous_day(
     assert (first[1], first[2]) == (raw[0], raw[1])
     jobs.aggregate_metrics(event, FakeContext(function_name="aggregate"))  # re-run: same rows
     assert totals() == first
+
+
+@pytest.mark.parametrize("base64_body", [False, True])
+def test_bridge_passes_request_bodies(
+    clean_db: Engine, runtime: Runtime, base64_body: bool
+) -> None:
+    """A POST body (plain or base64, as API Gateway may send it) reaches the app intact."""
+    from alquimista_ops.auth.service import create_local_user
+
+    with clean_db.begin() as conn:
+        create_local_user(
+            conn,
+            email="ops@alquimista.ai",
+            full_name="Ops",
+            group="INTERNAL_SUPPORT",
+            password="correct-horse-battery",
+        )
+    body = urlencode({"username": "ops@alquimista.ai", "password": "correct-horse-battery"})
+    event = http_event("POST /auth/token", "/auth/token")
+    event["headers"]["content-type"] = "application/x-www-form-urlencoded"
+    event["body"] = base64.b64encode(body.encode()).decode() if base64_body else body
+    event["isBase64Encoded"] = base64_body
+    response = lambda_runtime.get_bridge()(event, FakeContext())
+    assert response["statusCode"] == 200, response["body"]
+    principal = runtime.verifier.verify(lambda_json(response)["id_token"])
+    assert principal.email == "ops@alquimista.ai"
+    assert principal.groups == ("INTERNAL_SUPPORT",)
+
+    event["body"] = (
+        body.replace("correct", "wrong")
+        if not base64_body
+        else base64.b64encode(body.replace("correct", "wrong").encode()).decode()
+    )
+    refused = lambda_runtime.get_bridge()(event, FakeContext())
+    assert refused["statusCode"] == 401
+    assert lambda_json(refused)["error"] == "INVALID_CREDENTIALS"
