@@ -91,7 +91,7 @@ def test_language_switch_to_english_and_back(web: Any, demo_data: SeedReport) ->
 def test_tenant_pages_render_without_console_errors(web: Any, demo_data: SeedReport) -> None:
     session = web()
     session.sign_in(*account(demo_data, "TENANT_ADMIN"))
-    for path in TENANT_MENU + ["/dashboard/usage?period=7d", "/dashboard/support?status=open"]:
+    for path in [*TENANT_MENU, "/dashboard/usage?period=7d", "/dashboard/support?status=open"]:
         response = session.goto(path)
         assert response.status == 200, path
     assert session.console_errors == []
