@@ -53,6 +53,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     install_error_handlers(app)
     for router in API_ROUTERS:
         app.include_router(router)
+    if settings.enable_operational_dashboard:
+        from alquimista_ops.web.setup import install_web
+
+        install_web(app)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=5 * 1024 * 1024, alias="MAX_BODY_BYTES")
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
 
+    # Web dashboard (issue 6)
+    cognito_domain: str | None = Field(default=None, alias="COGNITO_DOMAIN")
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
