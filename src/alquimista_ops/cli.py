@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from alquimista_ops.commands.cli import worker_command
 from alquimista_ops.core import migrate
 from alquimista_ops.core.db import create_db_engine
 from alquimista_ops.core.errors import AppError
@@ -25,6 +26,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
 app.add_typer(groups_app, name="groups")
 app.add_typer(users_app, name="users")
+app.command("worker")(worker_command)  # issue 4
 
 console = Console(stderr=True)
 

@@ -1,0 +1,80 @@
+"""The process-wide objects commands need from the runtime: the store and the cache hooks.
+
+``cache_hooks_for`` is THE wiring point between commands and the read cache (issue 3): the
+handlers only call ``CacheHooks.purge(tenant_id | None)`` and ``CacheHooks.ping()``. Until the
+shared cache module provides them (set ``runtime.extras["command_cache_hooks"]``, or replace
+the body of this function), commands purge Redis directly by key pattern
+``<CACHE_PREFIX>:<ENV>:*`` (all) or ``<CACHE_PREFIX>:<ENV>:*<tenant_id>*`` (one tenant), which is
+the key layout of PRODUCT.md §5. Without Redis the hooks purge nothing and report
+``not_configured``.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from typing import Any
+
+from alquimista_ops.commands.handlers import CacheHooks
+from alquimista_ops.commands.store import SqlCommandStore
+from alquimista_ops.core.runtime import Runtime
+from alquimista_ops.core.settings import Settings
+
+CACHE_HOOKS_KEY = "command_cache_hooks"
+STORE_KEY = "command_store"
+WAKE_KEY = "command_wakeup"
+
+
+def store_for(runtime: Runtime) -> SqlCommandStore:
+    store = runtime.extras.get(STORE_KEY)
+    if store is None:
+        store = runtime.extras.setdefault(STORE_KEY, SqlCommandStore())
+    assert isinstance(store, SqlCommandStore)
+    return store
+
+
+def wakeup_for(runtime: Runtime) -> threading.Event | None:
+    """Set by an in-process worker: the API sets it after committing a new command."""
+    event = runtime.extras.get(WAKE_KEY)
+    return event if isinstance(event, threading.Event) else None
+
+
+def cache_hooks_for(runtime: Runtime) -> CacheHooks:
+    hooks = runtime.extras.get(CACHE_HOOKS_KEY)
+    if isinstance(hooks, CacheHooks):
+        return hooks
+    built = redis_cache_hooks(runtime.settings)
+    runtime.extras[CACHE_HOOKS_KEY] = built
+    return built
+
+
+def redis_cache_hooks(settings: Settings) -> CacheHooks:
+    url = settings.resolved_redis_url
+    if not settings.cache_enabled or not url:
+        return CacheHooks()
+    import redis
+
+    client: Any = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    namespace = f"{settings.cache_prefix}:{settings.env}:"
+
+    def purge(tenant_id: uuid.UUID | None) -> int:
+        pattern = f"{namespace}*{tenant_id}*" if tenant_id else f"{namespace}*"
+        deleted = 0
+        batch: list[bytes] = []
+        for key in client.scan_iter(match=pattern, count=1000):
+            batch.append(key)
+            if len(batch) >= 500:
+                deleted += int(client.unlink(*batch))
+                batch = []
+        if batch:
+            deleted += int(client.unlink(*batch))
+        return deleted
+
+    def ping() -> str:
+        try:
+            client.ping()
+        except Exception as exc:
+            return f"unavailable: {type(exc).__name__}"
+        return "ok"
+
+    return CacheHooks(purge=purge, ping=ping)
