@@ -211,6 +211,9 @@ class Worker:
 
     def run_batch(self, records: Sequence[CommandRecord]) -> None:
         self.stats.add(batches=1)
+        # One lock order for every batch (by tenant, then type and target): two batches that
+        # touch the same rows take them in the same order instead of deadlocking.
+        records = sorted(records, key=_lock_order)
         try:
             invalidations, failures = self._run_in_transaction(records)
         except Exception as batch_exc:
@@ -374,3 +377,9 @@ class Worker:
             except Exception as exc:
                 log.warning("command listener reconnecting: %s", exc)
                 self._stopping.wait(self.config.poll_interval)
+
+
+def _lock_order(record: CommandRecord) -> tuple[str, str, str]:
+    params = record.parameters
+    target = str(params.get("agent_id") or params.get("integration_id") or "")
+    return (str(record.tenant_id or ""), record.command_type, target)
