@@ -777,3 +777,28 @@ def test_tenant_status_untouched_when_handler_fails(world: Tenant, clean_db: Eng
 def _no_leftover_threads() -> Iterator[None]:
     yield
     assert not [t for t in threading.enumerate() if t.name.startswith("command-worker")]
+
+
+def test_suspend_then_reactivate_in_one_batch_restores_trial(
+    client: TestClient, admin: dict[str, str], clean_db: Engine
+) -> None:
+    trial = make_tenant(clean_db, "Startup em Teste", status="trial")
+    for command_type in ("SUSPEND_TENANT", "REACTIVATE_TENANT"):
+        body = {
+            "command_type": command_type,
+            "tenant_id": str(trial.id),
+            "parameters": {"reason": "teste"},
+        }
+        assert post(client, admin, body).status_code == 201
+    worker = make_worker(clean_db)
+    assert worker.process_once() == 2  # both in one batch, run in creation order
+    with clean_db.connect() as conn:
+        assert conn.execute(sa.select(tenants.c.status)).scalar() == "trial"
+        kinds = list(
+            conn.execute(
+                sa.select(operational_events.c.event_type)
+                .where(operational_events.c.event_category == "tenant")
+                .order_by(operational_events.c.created_at)
+            ).scalars()
+        )
+    assert kinds == ["tenant.suspended", "tenant.reactivated"]

@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from alquimista_ops.commands.model import CommandRecord
+from alquimista_ops.core.bulk import bulk_insert
 from alquimista_ops.core.clock import utcnow
 from alquimista_ops.core.schema import operational_events
 
@@ -79,4 +79,6 @@ def event_row(
 
 def write_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
-        conn.execute(sa.insert(operational_events), list(rows))
+        # COPY on PostgreSQL (a batch of a few hundred rows in one round trip).
+        columns = list(rows[0])
+        bulk_insert(conn, operational_events, columns, ([r[c] for c in columns] for r in rows))

@@ -84,6 +84,10 @@ class HandlerContext:
     redrive: Callable[[str, int, uuid.UUID | None], list[uuid.UUID]] = _no_redrive
     # Tenants (None = all) whose cache keys the effect changed; purged after commit.
     invalidations: list[uuid.UUID | None] = field(default_factory=list)
+    # operational_events rows of the effects, not yet written: the runner writes them in bulk
+    # in the same transaction, right before it marks the commands SUCCESS. The SQL worker
+    # shares one list across a batch, so a handler sees the earlier commands' pending rows.
+    events: list[dict[str, Any]] = field(default_factory=list)
 
     def invalidate(self, tenant_id: uuid.UUID | None) -> None:
         if tenant_id not in self.invalidations:
@@ -105,8 +109,7 @@ class HandlerContext:
         details: dict[str, Any],
         description: str | None = None,
     ) -> None:
-        queries.insert_event(
-            self.conn,
+        self.events.append(
             {
                 "id": uuid.uuid4(),
                 "event_type": event_type,
@@ -122,8 +125,11 @@ class HandlerContext:
                 "title": title,
                 "description": description,
                 "details": {"command_id": str(self.command.command_id), **details},
+                "ip_address": None,
+                "user_agent": None,
                 "created_at": self.now,
-            },
+                "resolved_at": None,
+            }
         )
 
 
@@ -269,6 +275,13 @@ def suspend_tenant(ctx: HandlerContext) -> dict[str, Any]:
     }
 
 
+def _pending_suspension_status(ctx: HandlerContext, tenant_id: uuid.UUID) -> str | None:
+    for event in reversed(ctx.events):
+        if event["event_type"] == "tenant.suspended" and event["tenant_id"] == tenant_id:
+            return str(event["details"].get("previous_status") or "") or None
+    return None
+
+
 def reactivate_tenant(ctx: HandlerContext) -> dict[str, Any]:
     row = _tenant(ctx)
     reason = str(ctx.command.parameters["reason"])
@@ -282,7 +295,9 @@ def reactivate_tenant(ctx: HandlerContext) -> dict[str, Any]:
             "reason": reason,
         }
     # Back to what it was before the suspension (a trial stays a trial), active otherwise.
-    before = queries.last_suspension_previous_status(ctx.conn, row.id)
+    before = _pending_suspension_status(ctx, row.id) or queries.last_suspension_previous_status(
+        ctx.conn, row.id
+    )
     status = before if before in ("active", "trial") else "active"
     queries.set_tenant_status(ctx.conn, row.id, status, ctx.now)
     ctx.effect_event(
@@ -360,6 +375,8 @@ def health_check(ctx: HandlerContext) -> dict[str, Any]:
 
     backlog = ctx.backlog()
     checks["worker"] = backlog.as_dict()
+    # This health check is itself RUNNING: count only the others.
+    checks["worker"]["running"] = max(0, backlog.running - 1)
     age = backlog.oldest_pending_age_seconds
     if age is not None and age > BACKLOG_AGE_DEGRADED_SECONDS:
         problems.append(f"oldest pending command waits for {age:.0f} s")

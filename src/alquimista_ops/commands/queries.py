@@ -81,10 +81,6 @@ def set_tenant_status(conn: Connection, tenant_id: uuid.UUID, status: str, now: 
     )
 
 
-def insert_event(conn: Connection, values: dict[str, Any]) -> None:
-    conn.execute(sa.insert(operational_events).values(**values))
-
-
 def last_suspension_previous_status(conn: Connection, tenant_id: uuid.UUID) -> str | None:
     """The status a tenant had before its latest suspension (to restore ``trial``)."""
     details = conn.execute(

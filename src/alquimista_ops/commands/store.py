@@ -58,6 +58,17 @@ RECORD_COLUMNS = [
 ]
 
 
+_COMPLETE_MANY = sa.text(
+    """
+    UPDATE operational_commands AS c
+    SET status = 'SUCCESS', output = d.output, completed_at = :now, error_message = NULL,
+        lease_owner = NULL, lease_expires_at = NULL
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:outputs AS jsonb[])) AS d(command_id, output)
+    WHERE c.command_id = d.command_id AND c.lease_owner = :owner
+    """
+).bindparams(sa.bindparam("now", type_=UTCDateTime()))
+
+
 class CommandStore(Protocol):
     """What the service and the worker need from the place commands are kept."""
 
@@ -282,22 +293,32 @@ class SqlCommandStore:
         if not results:
             return
         now = utcnow()
-        statement = (
-            sa.update(oc)
-            .where(oc.c.command_id == sa.bindparam("b_id"), oc.c.lease_owner == owner)
-            .values(
-                status="SUCCESS",
-                output=sa.bindparam("b_output", type_=JSONType),
-                completed_at=sa.bindparam("b_done", type_=UTCDateTime()),
-                error_message=None,
-                lease_owner=None,
-                lease_expires_at=None,
+        cleared = {"error_message": None, "lease_owner": None, "lease_expires_at": None}
+        if is_postgres(conn):
+            # One statement for the whole batch: UPDATE … FROM unnest(ids, outputs).
+            from psycopg.types.json import Jsonb
+
+            conn.execute(
+                _COMPLETE_MANY,
+                {
+                    "ids": [r.command_id for r, _ in results],
+                    "outputs": [Jsonb(out) for _, out in results],
+                    "owner": owner,
+                    "now": now,
+                },
             )
-        )
-        conn.execute(
-            statement,
-            [{"b_id": r.command_id, "b_output": out, "b_done": now} for r, out in results],
-        )
+        else:
+            conn.execute(
+                sa.update(oc)
+                .where(oc.c.command_id == sa.bindparam("b_id"), oc.c.lease_owner == owner)
+                .values(
+                    status="SUCCESS",
+                    output=sa.bindparam("b_output", type_=JSONType),
+                    completed_at=now,
+                    **cleared,
+                ),
+                [{"b_id": r.command_id, "b_output": out} for r, out in results],
+            )
         write_events(
             conn,
             [

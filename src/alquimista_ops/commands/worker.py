@@ -29,12 +29,12 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
 
-from alquimista_ops.commands.audit import creator
+from alquimista_ops.commands.audit import creator, write_events
 from alquimista_ops.commands.handlers import (
     HANDLERS,
     CacheHooks,
@@ -94,6 +94,17 @@ class WorkerStats:
         with self.lock:
             for name, value in counts.items():
                 setattr(self, name, getattr(self, name) + value)
+
+
+class HandlerError(Exception):
+    def __init__(self, record: CommandRecord, error: Exception) -> None:
+        super().__init__(str(error))
+        self.record = record
+        self.error = error
+
+
+def _unwrap(exc: BaseException) -> BaseException:
+    return exc.error if isinstance(exc, HandlerError) else exc
 
 
 def default_owner() -> str:
@@ -210,30 +221,34 @@ class Worker:
         return total
 
     def run_batch(self, records: Sequence[CommandRecord]) -> None:
+        """Run a claimed batch. Fast path: every handler in one transaction with the batch's
+        completion. If anything fails, that transaction is rolled back (no effect survives)
+        and the batch runs again one command per transaction, isolating the failure."""
         self.stats.add(batches=1)
-        # One lock order for every batch (by tenant, then type and target): two batches that
-        # touch the same rows take them in the same order instead of deadlocking.
+        # Grouped by tenant (creation order within a tenant): two batches that touch the same
+        # tenants lock their rows in the same order instead of deadlocking.
         records = sorted(records, key=_lock_order)
+        failures: list[tuple[CommandRecord, BaseException]] = []
         try:
-            invalidations, failures = self._run_in_transaction(records)
+            invalidations = self._run_in_transaction(records)
         except Exception as batch_exc:
+            invalidations = []
             if len(records) == 1:
-                invalidations, failures = [], [(records[0], batch_exc)]
+                failures.append((records[0], _unwrap(batch_exc)))
             else:
-                log.warning("batch failed as a whole; running its commands one by one")
-                invalidations, failures = [], []
+                log.info("batch failed; running its commands one per transaction")
                 for record in records:
                     try:
-                        inv, fails = self._run_in_transaction([record])
+                        invalidations.extend(self._run_in_transaction([record]))
                     except Exception as single_exc:
-                        inv, fails = [], [(record, single_exc)]
-                    invalidations.extend(inv)
-                    failures.extend(fails)
+                        failures.append((record, _unwrap(single_exc)))
         self._purge_cache(invalidations)
         for record, exc in failures:
             self._record_failure(record, exc)
 
-    def _context(self, conn: Connection, record: CommandRecord) -> HandlerContext:
+    def _context(
+        self, conn: Connection, record: CommandRecord, events: list[dict[str, Any]]
+    ) -> HandlerContext:
         store = self.store
 
         def redrive(_queue: str, limit: int, tenant_id: uuid.UUID | None) -> list[uuid.UUID]:
@@ -246,14 +261,15 @@ class Worker:
             cache=self.cache,
             backlog=lambda: store.backlog(conn),
             redrive=redrive,
+            events=events,
         )
 
-    def _run_in_transaction(
-        self, records: Sequence[CommandRecord]
-    ) -> tuple[list[uuid.UUID | None], list[tuple[CommandRecord, BaseException]]]:
+    def _run_in_transaction(self, records: Sequence[CommandRecord]) -> list[uuid.UUID | None]:
+        """Run the handlers and mark them SUCCESS in one transaction; any handler exception
+        rolls the whole transaction back (raised as ``HandlerError``)."""
         successes: list[tuple[CommandRecord, dict[str, Any]]] = []
-        failures: list[tuple[CommandRecord, BaseException]] = []
         invalidations: list[uuid.UUID | None] = []
+        effect_events: list[dict[str, Any]] = []
         with self.engine.begin() as conn:
             held = self.store.hold(conn, self.owner, [r.command_id for r in records])
             for record in records:
@@ -264,22 +280,19 @@ class Worker:
                     self.stats.add(lost=1)
                     continue
                 handler = self.handlers.get(record.command_type)
-                context = self._context(conn, record)
-                savepoint = conn.begin_nested()
+                context = self._context(conn, record, effect_events)
                 try:
                     if handler is None:
                         raise CommandFailed(f"No handler for {record.command_type}")
                     output = handler(context)
                 except Exception as exc:
-                    savepoint.rollback()
-                    failures.append((record, exc))
-                    continue
-                savepoint.commit()
+                    raise HandlerError(record, exc) from exc
                 successes.append((record, output))
                 invalidations.extend(context.invalidations)
+            write_events(conn, effect_events)
             self.store.complete(conn, self.owner, successes)
         self.stats.add(succeeded=len(successes))
-        return invalidations, failures
+        return invalidations
 
     def _record_failure(self, record: CommandRecord, exc: BaseException) -> None:
         permanent = isinstance(exc, CommandFailed) and exc.permanent
@@ -379,7 +392,5 @@ class Worker:
                 self._stopping.wait(self.config.poll_interval)
 
 
-def _lock_order(record: CommandRecord) -> tuple[str, str, str]:
-    params = record.parameters
-    target = str(params.get("agent_id") or params.get("integration_id") or "")
-    return (str(record.tenant_id or ""), record.command_type, target)
+def _lock_order(record: CommandRecord) -> tuple[str, datetime, str]:
+    return (str(record.tenant_id or ""), record.created_at, str(record.command_id))
