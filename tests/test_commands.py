@@ -802,3 +802,62 @@ def test_suspend_then_reactivate_in_one_batch_restores_trial(
             ).scalars()
         )
     assert kinds == ["tenant.suspended", "tenant.reactivated"]
+
+
+def test_worker_wakes_on_notify(
+    client: TestClient, admin: dict[str, str], world: Tenant, clean_db: Engine
+) -> None:
+    worker = make_worker(clean_db, listen=True, poll_interval=30.0)
+    worker.start()
+    try:
+        time.sleep(0.5)  # the listener is up; the loop sleeps for up to 30 s
+        worker.wake.clear()
+        started = time.monotonic()
+        created = post(client, admin, {"command_type": "HEALTH_CHECK"}).json()
+        while time.monotonic() - started < 10:
+            if command(client, admin, created["command_id"])["status"] == "SUCCESS":
+                break
+            time.sleep(0.02)
+        assert command(client, admin, created["command_id"])["status"] == "SUCCESS"
+        assert time.monotonic() - started < 10  # far below the 30 s poll interval
+    finally:
+        worker.stop()
+
+
+def test_stop_finishes_the_commands_in_hand(world: Tenant, clean_db: Engine) -> None:
+    def slow(ctx: HandlerContext) -> dict[str, Any]:
+        time.sleep(0.1)
+        return HANDLERS["CLEAR_CACHE"](ctx)
+
+    now = datetime.now(UTC)
+    with clean_db.begin() as conn:
+        conn.execute(
+            sa.insert(operational_commands),
+            [
+                {
+                    "command_id": uuid.uuid4(),
+                    "command_type": "CLEAR_CACHE",
+                    "parameters": {},
+                    "created_by": "x",
+                    "created_at": now,
+                    "next_attempt_at": now,
+                    "expires_at": now + timedelta(days=90),
+                }
+                for _ in range(20)
+            ],
+        )
+    worker = make_worker(clean_db, handlers={**HANDLERS, "CLEAR_CACHE": slow}, batch_size=5)
+    worker.start()
+    time.sleep(0.2)  # the first batch of 5 is in hand
+    worker.stop()
+    with clean_db.connect() as conn:
+        statuses = dict(
+            conn.execute(
+                sa.select(operational_commands.c.status, sa.func.count()).group_by(
+                    operational_commands.c.status
+                )
+            ).all()
+        )
+    assert "RUNNING" not in statuses, statuses
+    assert statuses["SUCCESS"] % 5 == 0 and statuses["SUCCESS"] >= 5
+    assert statuses["SUCCESS"] + statuses.get("PENDING", 0) == 20
