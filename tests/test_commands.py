@@ -861,3 +861,35 @@ def test_stop_finishes_the_commands_in_hand(world: Tenant, clean_db: Engine) -> 
     assert "RUNNING" not in statuses, statuses
     assert statuses["SUCCESS"] % 5 == 0 and statuses["SUCCESS"] >= 5
     assert statuses["SUCCESS"] + statuses.get("PENDING", 0) == 20
+
+
+def test_lease_expiry_without_attempts_left_is_a_dead_letter(
+    client: TestClient, admin: dict[str, str], world: Tenant, clean_db: Engine
+) -> None:
+    command_id = post(client, admin, {"command_type": "HEALTH_CHECK"}).json()["command_id"]
+    with clean_db.begin() as conn:
+        conn.execute(sa.update(operational_commands).values(max_attempts=1))
+    store = SqlCommandStore()
+    with clean_db.begin() as conn:
+        assert len(store.claim(conn, "dead-worker", 10, 0.05)) == 1
+    time.sleep(0.1)
+    with clean_db.begin() as conn:
+        assert store.release_expired(conn) == 1
+    state = command(client, admin, command_id)
+    assert state["status"] == "ERROR" and state["dead_letter"] is True
+    assert "lease expired" in state["error_message"]
+    kinds = [e.event_type for e in events(clean_db, command_id)]
+    assert kinds[-2:] == ["command.lease_expired", "command.failed"]
+
+
+def test_reason_with_nul_is_rejected(
+    client: TestClient, admin: dict[str, str], world: Tenant
+) -> None:
+    body = {
+        "command_type": "SUSPEND_TENANT",
+        "tenant_id": str(world.id),
+        "parameters": {"reason": "a\x00b"},
+    }
+    response = post(client, admin, body)
+    assert response.status_code == 400
+    assert response.json()["details"]["field"] == "parameters.reason"

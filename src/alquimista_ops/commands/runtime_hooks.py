@@ -1,12 +1,17 @@
 """The process-wide objects commands need from the runtime: the store and the cache hooks.
 
-``cache_hooks_for`` is THE wiring point between commands and the read cache (issue 3): the
-handlers only call ``CacheHooks.purge(tenant_id | None)`` and ``CacheHooks.ping()``. Until the
-shared cache module provides them (set ``runtime.extras["command_cache_hooks"]``, or replace
-the body of this function), commands purge Redis directly by key pattern
-``<CACHE_PREFIX>:<ENV>:*`` (all) or ``<CACHE_PREFIX>:<ENV>:*<tenant_id>*`` (one tenant), which is
-the key layout of PRODUCT.md §5. Without Redis the hooks purge nothing and report
-``not_configured``.
+WIRING POINT of the read cache (issue 3): ``build_cache_hooks`` is the one place that decides
+how commands reach the cache. Handlers only call ``CacheHooks.purge(tenant_id | None) -> int``
+(CLEAR_CACHE, and after commit for every effect) and ``CacheHooks.ping() -> str`` (HEALTH_CHECK).
+Both the app's runtime (``cache_hooks_for``; also the SQLite in-process worker) and the
+``alquimista-ops worker`` process (``commands.cli.build_worker``) go through it. To wire the
+shared cache module, either put a ready ``CacheHooks`` in ``runtime.extras[CACHE_HOOKS_KEY]``
+before the app starts, or change ``build_cache_hooks`` to build one from it (an in-process
+cache can only be purged from its own process: the SQLite in-process worker shares it).
+
+Until then commands purge Redis directly by key pattern ``<CACHE_PREFIX>:<ENV>:*`` (all) or
+``<CACHE_PREFIX>:<ENV>:*<tenant_id>*`` (one tenant), the key layout of PRODUCT.md §5. Without
+Redis the hooks purge nothing and report ``not_configured``.
 """
 
 from __future__ import annotations
@@ -43,9 +48,14 @@ def cache_hooks_for(runtime: Runtime) -> CacheHooks:
     hooks = runtime.extras.get(CACHE_HOOKS_KEY)
     if isinstance(hooks, CacheHooks):
         return hooks
-    built = redis_cache_hooks(runtime.settings)
+    built = build_cache_hooks(runtime.settings, runtime)
     runtime.extras[CACHE_HOOKS_KEY] = built
     return built
+
+
+def build_cache_hooks(settings: Settings, runtime: Runtime | None = None) -> CacheHooks:
+    """THE wiring point (see the module docstring)."""
+    return redis_cache_hooks(settings)
 
 
 def redis_cache_hooks(settings: Settings) -> CacheHooks:

@@ -49,6 +49,10 @@ def parse_reason(name: str, value: Any) -> str:
         raise ValidationFailed(
             f"{_field(name)} must be a non-empty string", details={"field": _field(name)}
         )
+    if "\x00" in value:
+        raise ValidationFailed(
+            f"{_field(name)} may not contain NUL characters", details={"field": _field(name)}
+        )
     if len(value) > MAX_REASON_CHARS:
         raise ValidationFailed(
             f"{_field(name)} has at most {MAX_REASON_CHARS} characters",
