@@ -40,7 +40,7 @@ def make_tenant(engine: Engine, name: str = "Clínica Teste", status: str = "act
                 id=tenant_id,
                 name=name,
                 name_search=fold(name),
-                cnpj=generate_cnpj(rng) if name else "",
+                cnpj=generate_cnpj(rng),
                 segment="saude",
                 plan="starter",
                 status=status,
