@@ -310,12 +310,29 @@ def test_health_check_sees_the_backlog(world: Tenant, clean_db: Engine) -> None:
                 status="PENDING",
                 parameters={},
                 created_by="x",
-                created_at=datetime.now(UTC) - timedelta(hours=1),
-                next_attempt_at=datetime.now(UTC) + timedelta(hours=1),
+                created_at=datetime.now(UTC) - timedelta(hours=2),
+                next_attempt_at=datetime.now(UTC) - timedelta(hours=1),
                 expires_at=datetime.now(UTC) + timedelta(days=90),
             )
         )
         backlog = store.backlog(conn)
+        conn.execute(
+            sa.insert(operational_commands).values(
+                command_id=uuid.uuid4(),
+                command_type="CLEAR_CACHE",
+                status="PENDING",
+                parameters={},
+                created_by="x",
+                created_at=datetime.now(UTC) - timedelta(days=2),
+                next_attempt_at=datetime.now(UTC) + timedelta(hours=1),  # a retry, not due
+                expires_at=datetime.now(UTC) + timedelta(days=90),
+            )
+        )
+        later = store.backlog(conn)
+    assert later.pending == 2
+    assert later.oldest_pending_age_seconds == pytest.approx(
+        backlog.oldest_pending_age_seconds, abs=5
+    )
     assert backlog.pending == 1
     assert backlog.oldest_pending_age_seconds is not None
     assert 3500 < backlog.oldest_pending_age_seconds < 3700

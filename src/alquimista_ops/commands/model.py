@@ -74,6 +74,6 @@ class Backlog:
         return {
             "pending": self.pending,
             "running": self.running,
-            "oldest_pending_age_seconds": self.oldest_pending_age_seconds,
+            "oldest_pending_age_seconds": self.oldest_pending_age_seconds,  # due ones only
             "dead_letters": self.dead_letters,
         }

@@ -428,11 +428,16 @@ class SqlCommandStore:
         return len(records)
 
     def backlog(self, conn: Connection) -> Backlog:
+        """Pending and running counts, how long the oldest *due* pending command has been
+        waiting (a retry scheduled for later is not late), and the dead letters."""
+        now = utcnow()
         row = conn.execute(
             sa.select(
                 sa.func.count().filter(oc.c.status == "PENDING"),
                 sa.func.count().filter(oc.c.status == "RUNNING"),
-                sa.func.min(oc.c.created_at).filter(oc.c.status == "PENDING"),
+                sa.func.min(oc.c.next_attempt_at).filter(
+                    oc.c.status == "PENDING", oc.c.next_attempt_at <= now
+                ),
             ).where(oc.c.status.in_(("PENDING", "RUNNING")))
         ).one()
         dead = conn.execute(
@@ -445,7 +450,7 @@ class SqlCommandStore:
             oldest = UTCDateTime().process_result_value(oldest, conn.dialect)
         age = None
         if oldest is not None:
-            age = round(max(0.0, (utcnow() - _aware(oldest)).total_seconds()), 3)
+            age = round(max(0.0, (now - _aware(oldest)).total_seconds()), 3)
         return Backlog(int(row[0]), int(row[1]), age, int(dead))
 
     def redrive(
