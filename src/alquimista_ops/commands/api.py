@@ -13,11 +13,17 @@ from alquimista_ops.auth.deps import InternalDep
 from alquimista_ops.commands import service
 from alquimista_ops.commands.model import CommandQuery
 from alquimista_ops.commands.runtime_hooks import store_for, wakeup_for
-from alquimista_ops.commands.schemas import Command, CommandCreate, CommandCreated, CommandList
+from alquimista_ops.commands.schemas import (
+    Command,
+    CommandCreate,
+    CommandCreated,
+    CommandList,
+    CommandStatus,
+    CommandType,
+)
 from alquimista_ops.core.deps import DbDep, RuntimeDep
 from alquimista_ops.core.errors import ValidationFailed
 from alquimista_ops.core.params import Page, page_param
-from alquimista_ops.core.schema import COMMAND_STATUSES, COMMAND_TYPES
 
 router = APIRouter(prefix="/internal/operations/commands", tags=["operations"])
 
@@ -100,21 +106,11 @@ def list_commands(
     runtime: RuntimeDep,
     _principal: InternalDep,
     conn: DbDep,
-    status: Annotated[str | None, Query(json_schema_extra={"enum": list(COMMAND_STATUSES)})] = None,
-    command_type: Annotated[
-        str | None, Query(json_schema_extra={"enum": list(COMMAND_TYPES)})
-    ] = None,
+    status: Annotated[CommandStatus | None, Query()] = None,
+    command_type: Annotated[CommandType | None, Query()] = None,
     tenant_id: Annotated[uuid.UUID | None, Query()] = None,
     page: Page = page_param(50, 200),
 ) -> dict[str, Any]:
-    if status is not None and status not in COMMAND_STATUSES:
-        raise ValidationFailed(
-            f"status must be one of {', '.join(COMMAND_STATUSES)}", details={"field": "status"}
-        )
-    if command_type is not None and command_type not in COMMAND_TYPES:
-        raise ValidationFailed(
-            f"Unknown command_type: {command_type}", details={"field": "command_type"}
-        )
     response.headers.update(NO_STORE)
     query = CommandQuery(status, command_type, tenant_id, page.limit, page.offset)
     return service.list_commands(conn, store_for(runtime), query)
