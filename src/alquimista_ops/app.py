@@ -11,6 +11,8 @@ from fastapi.middleware.cors import CORSMiddleware
 from alquimista_ops import __version__
 from alquimista_ops.agents.api import router as agents_router
 from alquimista_ops.auth.api import router as auth_router
+from alquimista_ops.commands.api import router as commands_router
+from alquimista_ops.commands.inprocess import start_inprocess_worker, stop_inprocess_worker
 from alquimista_ops.core.errors import install_error_handlers
 from alquimista_ops.core.health import router as health_router
 from alquimista_ops.core.logging import configure_logging
@@ -30,6 +32,7 @@ API_ROUTERS = (
     integrations_router,
     usage_router,
     incidents_router,
+    commands_router,
 )
 
 
@@ -40,7 +43,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        command_worker = start_inprocess_worker(runtime)  # issue 4: SQLite only
         yield
+        stop_inprocess_worker(runtime, command_worker)
         if owns_runtime:
             runtime.close()
 

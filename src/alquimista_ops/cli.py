@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from alquimista_ops.aws import cli as aws_cli
+from alquimista_ops.commands.cli import worker_command
 from alquimista_ops.core import migrate
 from alquimista_ops.core.db import create_db_engine
 from alquimista_ops.core.errors import AppError
@@ -28,6 +29,7 @@ app.add_typer(groups_app, name="groups")
 app.add_typer(users_app, name="users")
 app.add_typer(aws_cli.deploy_app, name="deploy")  # issue 7
 app.command("smoke-test")(aws_cli.smoke_test)  # issue 7
+app.command("worker")(worker_command)  # issue 4
 
 console = Console(stderr=True)
 

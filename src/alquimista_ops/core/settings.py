@@ -53,6 +53,24 @@ class Settings(BaseSettings):
 
     # Web dashboard (issue 6)
     cognito_domain: str | None = Field(default=None, alias="COGNITO_DOMAIN")
+    # Issue 4: operational commands and their worker.
+    command_max_attempts: int = Field(default=5, ge=1, le=50, alias="COMMAND_MAX_ATTEMPTS")
+    command_retention_days: int = Field(default=90, ge=1, alias="COMMAND_RETENTION_DAYS")
+    command_lease_seconds: float = Field(default=30.0, gt=0, alias="COMMAND_LEASE_SECONDS")
+    command_poll_interval_seconds: float = Field(
+        default=2.0, gt=0, alias="COMMAND_POLL_INTERVAL_SECONDS"
+    )
+    command_backoff_base_seconds: float = Field(
+        default=2.0, ge=0, alias="COMMAND_BACKOFF_BASE_SECONDS"
+    )
+    command_backoff_max_seconds: float = Field(
+        default=300.0, ge=0, alias="COMMAND_BACKOFF_MAX_SECONDS"
+    )
+    command_batch_size: int = Field(default=100, ge=1, le=1000, alias="COMMAND_BATCH_SIZE")
+    # auto: an in-process worker runs inside `serve`/`dev` when the database is SQLite.
+    command_inprocess_worker: Literal["auto", "on", "off"] = Field(
+        default="auto", alias="COMMAND_INPROCESS_WORKER"
+    )
 
     @field_validator("cors_origins", mode="before")
     @classmethod
