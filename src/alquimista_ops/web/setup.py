@@ -10,6 +10,7 @@ from fastapi.staticfiles import StaticFiles
 
 from alquimista_ops.web import i18n
 from alquimista_ops.web.cognito import router as cognito_router
+from alquimista_ops.web.company_pages import router as company_router
 from alquimista_ops.web.pages import WEB_DIR, router, templates
 from alquimista_ops.web.session import LoginRequired, PageRefused, language
 
@@ -23,6 +24,7 @@ def install_web(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=str(WEB_DIR / "static")), name="static")
     app.include_router(router)
     app.include_router(cognito_router)
+    app.include_router(company_router)
 
     @app.exception_handler(LoginRequired)
     async def _login_required(_request: Request, exc: LoginRequired) -> Response:
