@@ -42,6 +42,7 @@ from alquimista_ops.core.text import fold
 from alquimista_ops.demo import catalogue
 from alquimista_ops.tenants.cnpj import generate as generate_cnpj
 from alquimista_ops.usage.rollup import recompute_agent_counters, rollup_range
+from alquimista_ops.usage.totals import refresh_usage_totals
 
 Progress = Callable[[str, int, int], None]
 
@@ -575,6 +576,7 @@ def seed(engine: Engine, options: SeedOptions, progress: Progress | None = None)
             report.counts["tenant_usage_daily"] += result.rows_written
         else:
             recompute_agent_counters(conn)
+        refresh_usage_totals(conn, period_start, yesterday)
     tell("raw requests", 1, 1)
 
     with engine.begin() as conn:
