@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from alquimista_ops.auth import service
 from alquimista_ops.core.deps import DbDep, RuntimeDep
 from alquimista_ops.core.errors import NotFound, ValidationFailed
+from alquimista_ops.core.strict import strict_query
 
 router = APIRouter(tags=["auth"])
 
@@ -37,7 +38,12 @@ def issuer_jwks(runtime: RuntimeDep) -> dict[str, Any]:
     return _jwks(runtime)
 
 
-@router.post("/auth/token", response_model=TokenResponse, summary="Sign in (OAuth2 password)")
+@router.post(
+    "/auth/token",
+    response_model=TokenResponse,
+    summary="Sign in (OAuth2 password)",
+    dependencies=[strict_query()],
+)
 def token(
     runtime: RuntimeDep,
     conn: DbDep,

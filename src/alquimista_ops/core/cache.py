@@ -80,7 +80,9 @@ class CacheKey:
     params: str
 
     @classmethod
-    def build(cls, resource: str, scope: str, params: Mapping[str, object] | None = None) -> CacheKey:
+    def build(
+        cls, resource: str, scope: str, params: Mapping[str, object] | None = None
+    ) -> CacheKey:
         if resource not in TTLS:
             raise ValueError(f"unknown cache resource {resource!r}")
         items = sorted((k, "" if v is None else str(v)) for k, v in (params or {}).items())
@@ -194,7 +196,7 @@ class RedisBackend:
     def delete_indexes(self, indexes: Iterable[str], keep: Callable[[str], bool] | None) -> int:
         removed = 0
         for index in indexes:
-            members = [m.decode() for m in self.client.smembers(index)]  # type: ignore[union-attr]
+            members = [m.decode() for m in self.client.smembers(index)]
             doomed = [m for m in members if keep is None or not keep(m)]
             if doomed:
                 pipe = self.client.pipeline(transaction=False)
@@ -209,10 +211,10 @@ class RedisBackend:
         for key in self.client.scan_iter(match=f"{prefix}*", count=500):
             batch.append(key)
             if len(batch) >= 500:
-                removed += int(self.client.unlink(*batch))  # type: ignore[arg-type]
+                removed += int(self.client.unlink(*batch))
                 batch = []
         if batch:
-            removed += int(self.client.unlink(*batch))  # type: ignore[arg-type]
+            removed += int(self.client.unlink(*batch))
         return removed
 
     def ping(self) -> None:

@@ -58,7 +58,7 @@ def install_openapi(app: FastAPI) -> None:
             (route.path, method.lower())
             for route in app.routes
             if isinstance(route, APIRoute) and _uses(route.dependant, get_principal)
-            for method in route.methods
+            for method in (route.methods or ())
         }
         for path, operations in schema.get("paths", {}).items():
             for method, operation in operations.items():

@@ -141,7 +141,9 @@ class RateLimitMiddleware:
         if limiter is None:
             await self.app(scope, receive, send)
             return
-        headers = {k: v for k, v in scope.get("headers", []) if k in (b"authorization", b"x-forwarded-for")}
+        headers = {
+            k: v for k, v in scope.get("headers", []) if k in (b"authorization", b"x-forwarded-for")
+        }
         address = _client_address(scope, headers, runtime.settings.trust_forwarded_for)
         user = _user_of(runtime, headers.get(b"authorization"))
         verdict = limiter.check(user, address)

@@ -46,6 +46,7 @@ def upgrade() -> None:
         "tenant_usage_totals",
         ["date", "tenant_id"],
         unique=False,
+        postgresql_include=["total_requests"],
     )
     op.create_table(
         "agent_usage_totals",
