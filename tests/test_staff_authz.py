@@ -51,18 +51,25 @@ def two_tenants(demo_data: SeedReport, engine: Engine) -> tuple[uuid.UUID, uuid.
     own = demo_data.demo_tenant_id
     assert own is not None
     with engine.connect() as conn:
-        other = conn.execute(
-            sa.select(tenants.c.id)
-            .where(tenants.c.id != own, tenants.c.status == "active")
-            .order_by(tenants.c.id)
-        ).scalars().first()
+        other = (
+            conn.execute(
+                sa.select(tenants.c.id)
+                .where(tenants.c.id != own, tenants.c.status == "active")
+                .order_by(tenants.c.id)
+            )
+            .scalars()
+            .first()
+        )
     assert other is not None
     return own, other
 
 
 @pytest.mark.parametrize(("template", "kind"), ROUTES, ids=[r[0] for r in ROUTES])
 def test_matrix(
-    client: TestClient, token_for: Any, two_tenants: tuple[uuid.UUID, uuid.UUID], template: str,
+    client: TestClient,
+    token_for: Any,
+    two_tenants: tuple[uuid.UUID, uuid.UUID],
+    template: str,
     kind: str,
 ) -> None:
     own, other = two_tenants

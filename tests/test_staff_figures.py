@@ -6,6 +6,7 @@ The overview reads the totals tables (``usage.totals``); the checks here read th
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -81,7 +82,8 @@ def test_overview_matches_sql(
             r.date: r
             for r in _q(
                 conn,
-                f"SELECT date, SUM(total_requests) req, SUM(avg_response_time_ms * total_requests) w,"
+                "SELECT date, SUM(total_requests) req,"
+                " SUM(avg_response_time_ms * total_requests) w,"
                 f" COUNT(DISTINCT tenant_id) n FROM tenant_usage_daily WHERE {where} GROUP BY date",
                 **_dates(),
             )
@@ -102,13 +104,17 @@ def test_overview_matches_sql(
     assert stats["total_cost_usd"] == pytest.approx(float(total.c), abs=1e-6)
     assert stats["tenants_with_usage"] == int(total.n)
     assert (stats["total_tenants"], stats["active_tenants"], stats["total_agents_deployed"]) == (
-        int(counts.a), int(counts.b), int(counts.c)
+        int(counts.a),
+        int(counts.b),
+        int(counts.c),
     )
     assert [(t["tenant_id"], t["total_requests"]) for t in body["top_tenants"]] == [
         (str(r.tenant_id), int(r.req)) for r in top_tenants
     ]
     expected_agents = sorted(top_agents, key=lambda r: -int(r.req))[:10]
-    assert [a["total_requests"] for a in body["top_agents"]] == [int(r.req) for r in expected_agents]
+    assert [a["total_requests"] for a in body["top_agents"]] == [
+        int(r.req) for r in expected_agents
+    ]
     agent_rows = {str(r.agent_id): r for r in top_agents}
     for agent in body["top_agents"]:
         row = agent_rows[agent["agent_id"]]
@@ -156,13 +162,15 @@ def test_billing_matches_sql(
             conn,
             f"SELECT COUNT(*) n, COALESCE(SUM(mrr_estimate), 0) m FROM tenants"
             f" WHERE created_at >= :s AND created_at < :e AND {paying}",
-            s=start, e=end,
+            s=start,
+            e=end,
         )[0]
         churned = _q(
             conn,
             "SELECT COUNT(*) n, COALESCE(SUM(mrr_estimate), 0) m FROM tenants"
             " WHERE churned_at >= :s AND churned_at < :e",
-            s=start, e=end,
+            s=start,
+            e=end,
         )[0]
         trend = []
         day = START
@@ -199,16 +207,14 @@ def test_billing_matches_sql(
     for (_, mine), (_, theirs) in zip(got, trend, strict=True):
         assert mine == pytest.approx(theirs, abs=0.005)
     # A true running MRR: it falls on churn days, and ends at today's MRR.
-    assert any(b[1] < a[1] for a, b in zip(got, got[1:], strict=False))
+    assert any(b[1] < a[1] for a, b in itertools.pairwise(got))
     assert got[-1][1] == pytest.approx(body["total_mrr"], abs=0.005)
     assert body["mrr_at_period_start"] + body["net_new_mrr_this_period"] == pytest.approx(
         got[-1][1], abs=0.01
     )
 
 
-def test_support_cannot_read_billing(
-    client: TestClient, runtime: Any, generated: None
-) -> None:
+def test_support_cannot_read_billing(client: TestClient, runtime: Any, generated: None) -> None:
     token = issue_token(runtime, "INTERNAL_SUPPORT")
     response = client.get("/internal/billing/overview", headers=auth(token))
     assert response.status_code == 403

@@ -23,8 +23,17 @@ from alquimista_ops.tenants.cnpj import format_cnpj
 from tests.conftest import auth
 
 LIST_FIELDS = {
-    "id", "name", "cnpj", "segment", "plan", "status", "mrr_estimate", "created_at",
-    "active_agents", "active_users", "requests_last_30_days",
+    "id",
+    "name",
+    "cnpj",
+    "segment",
+    "plan",
+    "status",
+    "mrr_estimate",
+    "created_at",
+    "active_agents",
+    "active_users",
+    "requests_last_30_days",
 }
 
 
@@ -99,8 +108,11 @@ def test_sorting(client: TestClient, admin: dict[str, str], sort_by: str, order:
         f"/internal/tenants?status=all&sort_by={sort_by}&sort_order={order}&limit=200",
         headers=admin,
     ).json()
-    key = {"name": lambda t: fold(t["name"]), "created_at": lambda t: t["created_at"],
-           "mrr_estimate": lambda t: t["mrr_estimate"]}[sort_by]
+    key = {
+        "name": lambda t: fold(t["name"]),
+        "created_at": lambda t: t["created_at"],
+        "mrr_estimate": lambda t: t["mrr_estimate"],
+    }[sort_by]
     values = [key(t) for t in body["tenants"]]
     assert values == sorted(values, reverse=order == "desc")
 
@@ -163,7 +175,12 @@ def test_detail(client: TestClient, admin: dict[str, str], demo_data: SeedReport
     tenant_id = demo_data.demo_tenant_id
     body = client.get(f"/internal/tenants/{tenant_id}", headers=admin).json()
     assert set(body) == {
-        "tenant", "users", "agents", "integrations", "usage_summary", "recent_incidents"
+        "tenant",
+        "users",
+        "agents",
+        "integrations",
+        "usage_summary",
+        "recent_incidents",
     }
     assert body["tenant"]["id"] == str(tenant_id)
     assert body["users"] and body["agents"] and body["integrations"]
@@ -233,8 +250,12 @@ def count_queries(engine: Engine) -> Iterator[list[str]]:
     ],
 )
 def test_query_count_does_not_grow_with_rows(
-    client: TestClient, admin: dict[str, str], engine: Engine, runtime: Any,
-    demo_data: SeedReport, path: str,
+    client: TestClient,
+    admin: dict[str, str],
+    engine: Engine,
+    runtime: Any,
+    demo_data: SeedReport,
+    path: str,
 ) -> None:
     counts = []
     for n in (1, 200):
