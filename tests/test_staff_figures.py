@@ -84,7 +84,6 @@ def test_overview_matches_sql(
                 conn,
                 "SELECT date, SUM(total_requests) req,"
                 " SUM(avg_response_time_ms * total_requests) w,"
-                " SUM(avg_response_time_ms * total_requests) w,"
                 f" COUNT(DISTINCT tenant_id) n FROM tenant_usage_daily WHERE {where} GROUP BY date",
                 **_dates(),
             )
