@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Form
 from pydantic import BaseModel
@@ -47,12 +47,12 @@ def issuer_jwks(runtime: RuntimeDep) -> dict[str, Any]:
 def token(
     runtime: RuntimeDep,
     conn: DbDep,
-    username: Annotated[str, Form(max_length=254)],
-    password: Annotated[str, Form(max_length=1024)],
-    grant_type: Annotated[str | None, Form()] = None,
+    username: Annotated[str, Form(min_length=1, max_length=254)],
+    password: Annotated[str, Form(min_length=1, max_length=1024)],
+    grant_type: Annotated[Literal["password"], Form()] = "password",
 ) -> dict[str, Any]:
     if runtime.idp is None:
         raise NotFound("The built-in identity provider is disabled (AUTH_MODE=cognito)")
-    if grant_type not in (None, "password"):
+    if grant_type != "password":
         raise ValidationFailed("grant_type must be 'password'", details={"field": "grant_type"})
     return service.sign_in(conn, runtime.idp, username, password)
