@@ -51,6 +51,21 @@ def tokens(runtime: Runtime, demo_data: SeedReport) -> dict[str, str]:
     }
 
 
+def _exercise(operation: Any, token: str) -> None:
+    @given(case=operation.as_strategy())
+    @settings(
+        max_examples=MAX_EXAMPLES,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        derandomize=True,
+        database=None,
+    )
+    def run(case: Any) -> None:
+        case.call_and_validate(headers={"Authorization": f"Bearer {token}"}, checks=CHECKS)
+
+    run()
+
+
 def test_api_contract(api_schema: Any, tokens: dict[str, str]) -> None:
     failures: list[str] = []
     operations = 0
@@ -58,20 +73,8 @@ def test_api_contract(api_schema: Any, tokens: dict[str, str]) -> None:
         operation = result.ok()
         operations += 1
         token = tokens["tenant" if operation.path.startswith("/tenant/") else "internal"]
-
-        @given(case=operation.as_strategy())
-        @settings(
-            max_examples=MAX_EXAMPLES,
-            deadline=None,
-            suppress_health_check=list(HealthCheck),
-            derandomize=True,
-            database=None,
-        )
-        def run(case: Any, token: str = token) -> None:
-            case.call_and_validate(headers={"Authorization": f"Bearer {token}"}, checks=CHECKS)
-
         try:
-            run()
+            _exercise(operation, token)
         except Exception as exc:
             failures.append(f"{operation.label}: {exc}"[:3000])
     assert operations >= 12
