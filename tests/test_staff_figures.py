@@ -219,3 +219,36 @@ def test_support_cannot_read_billing(client: TestClient, runtime: Any, generated
     response = client.get("/internal/billing/overview", headers=auth(token))
     assert response.status_code == 403
     assert response.json()["error"] == "FORBIDDEN"
+
+
+@pytest.mark.parametrize(
+    ("first", "last"),
+    [
+        (date(2026, 9, 1), date(2026, 10, 31)),  # whole months only
+        (date(2026, 11, 3), date(2026, 11, 20)),  # inside one month
+        (date(2026, 7, 15), date(2026, 11, 29)),  # partial, whole, partial
+        (date(2026, 10, 31), date(2026, 11, 1)),  # two partial months
+    ],
+)
+def test_top_tenants_for_any_range(
+    client: TestClient,
+    admin: dict[str, str],
+    engine: Engine,
+    generated: None,
+    first: date,
+    last: date,
+) -> None:
+    body = client.get(f"/internal/usage/overview?from={first}&to={last}", headers=admin).json()
+    with engine.connect() as conn:
+        rows = _q(
+            conn,
+            "SELECT tenant_id, SUM(total_requests) req FROM tenant_usage_daily"
+            " WHERE date BETWEEN :start AND :end GROUP BY tenant_id"
+            " HAVING SUM(total_requests) > 0 ORDER BY req DESC, tenant_id",
+            start=first,
+            end=last,
+        )
+    assert [(t["tenant_id"], t["total_requests"]) for t in body["top_tenants"]] == [
+        (str(r.tenant_id), int(r.req)) for r in rows[:10]
+    ]
+    assert body["global_stats"]["tenants_with_usage"] == len(rows)

@@ -418,3 +418,19 @@ platform_usage_totals = sa.Table(
     *_usage_total_columns(),
     sa.Column("tenants_with_usage", sa.Integer(), nullable=False),
 )
+
+# Requests per tenant per calendar month (``month`` = its first day): ranking tenants over long
+# periods reads whole months here and only the partial months from ``tenant_usage_totals``.
+tenant_usage_monthly = sa.Table(
+    "tenant_usage_monthly",
+    metadata,
+    sa.Column(
+        "tenant_id",
+        UUIDType,
+        sa.ForeignKey("tenants.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("month", sa.Date(), primary_key=True),
+    sa.Column("total_requests", sa.BigInteger(), nullable=False),
+    sa.Index(None, "month", "tenant_id", postgresql_include=["total_requests"]),
+)

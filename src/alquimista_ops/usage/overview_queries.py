@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -13,9 +13,11 @@ from alquimista_ops.core.schema import (
     agents,
     platform_usage_totals,
     tenant_agents,
+    tenant_usage_monthly,
     tenant_usage_totals,
     tenants,
 )
+from alquimista_ops.usage.totals import month_start, next_month
 
 
 def _measures(t: sa.Table) -> list[sa.ColumnElement[Any]]:
@@ -57,6 +59,38 @@ def platform_by_day(conn: Connection, start: date, end: date) -> list[Any]:
     )
 
 
+def _requests_per_tenant(start: date, end: date) -> sa.Subquery:
+    """(tenant_id, requests) rows covering ``start..end``: whole calendar months from
+    ``tenant_usage_monthly``, the partial months at either end from ``tenant_usage_totals``."""
+    t, m = tenant_usage_totals, tenant_usage_monthly
+    first_full = start if start.day == 1 else next_month(start)
+    after_full = month_start(end + timedelta(days=1))  # first day not covered by whole months
+    if first_full >= after_full:
+        return (
+            sa.select(t.c.tenant_id, t.c.total_requests.label("requests"))
+            .where(t.c.date >= start, t.c.date <= end)
+            .subquery()
+        )
+    parts = [
+        sa.select(m.c.tenant_id, m.c.total_requests.label("requests")).where(
+            m.c.month >= first_full, m.c.month < after_full
+        )
+    ]
+    if start < first_full:
+        parts.append(
+            sa.select(t.c.tenant_id, t.c.total_requests).where(
+                t.c.date >= start, t.c.date < first_full
+            )
+        )
+    if after_full <= end:
+        parts.append(
+            sa.select(t.c.tenant_id, t.c.total_requests).where(
+                t.c.date >= after_full, t.c.date <= end
+            )
+        )
+    return sa.union_all(*parts).subquery()
+
+
 def top_tenants(conn: Connection, start: date, end: date, limit: int) -> tuple[list[Any], int]:
     """The ``limit`` tenants with most requests in the period, with their figures.
 
@@ -65,16 +99,16 @@ def top_tenants(conn: Connection, start: date, end: date, limit: int) -> tuple[l
     """
     t = tenant_usage_totals
     in_period = [t.c.date >= start, t.c.date <= end]
+    per_tenant = _requests_per_tenant(start, end)
     ranked = conn.execute(
         sa.select(
-            t.c.tenant_id,
-            sa.func.sum(t.c.total_requests).label("requests"),
+            per_tenant.c.tenant_id,
+            sa.func.sum(per_tenant.c.requests).label("requests"),
             sa.func.count().over().label("tenants_with_usage"),
         )
-        .where(*in_period)
-        .group_by(t.c.tenant_id)
-        .having(sa.func.sum(t.c.total_requests) > 0)
-        .order_by(sa.desc("requests"), t.c.tenant_id)
+        .group_by(per_tenant.c.tenant_id)
+        .having(sa.func.sum(per_tenant.c.requests) > 0)
+        .order_by(sa.desc("requests"), per_tenant.c.tenant_id)
         .limit(limit)
     ).all()
     if not ranked:

@@ -10,7 +10,7 @@ and the demo seed. Then, after commit, invalidate the usage caches
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -41,16 +41,45 @@ _STATEMENTS = (
 )
 
 
+def _dated(sql: str) -> sa.TextClause:
+    names = [name for name in ("start", "end") if f":{name}" in sql]
+    return sa.text(sql).bindparams(*(sa.bindparam(name, type_=sa.Date()) for name in names))
+
+
 def refresh_usage_totals(conn: Connection, start: date, end: date) -> None:
-    """Recompute the per-tenant, per-agent and platform totals of ``start..end``."""
+    """Recompute the per-tenant, per-agent, platform and monthly totals of ``start..end``."""
     params = {"start": start, "end": end}
     for sql in _STATEMENTS:
+        conn.execute(_dated(sql), params)
+    refresh_monthly(conn, start, end)
+
+
+def month_start(day: date) -> date:
+    return day.replace(day=1)
+
+
+def next_month(day: date) -> date:
+    return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
+def refresh_monthly(conn: Connection, start: date, end: date) -> None:
+    """Recompute ``tenant_usage_monthly`` for every month touched by ``start..end``."""
+    month = month_start(start)
+    while month <= end:
+        following = next_month(month)
+        params = {"start": month, "end": following - timedelta(days=1)}
         conn.execute(
-            sa.text(sql).bindparams(
-                sa.bindparam("start", type_=sa.Date()), sa.bindparam("end", type_=sa.Date())
+            _dated("DELETE FROM tenant_usage_monthly WHERE month = :start"), {"start": month}
+        )
+        conn.execute(
+            _dated(
+                "INSERT INTO tenant_usage_monthly (tenant_id, month, total_requests)"
+                " SELECT tenant_id, :start, SUM(total_requests) FROM tenant_usage_totals"
+                " WHERE date BETWEEN :start AND :end GROUP BY tenant_id"
             ),
             params,
         )
+        month = following
 
 
 # The name the issue-5 aggregation job was told to call.

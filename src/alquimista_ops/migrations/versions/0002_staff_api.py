@@ -7,6 +7,8 @@ Create Date: 2026-11-29
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -69,6 +71,26 @@ def upgrade() -> None:
         sa.Column("tenants_with_usage", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("date", name=op.f("pk_platform_usage_totals")),
     )
+    op.create_table(
+        "tenant_usage_monthly",
+        sa.Column("tenant_id", sa.Uuid(), nullable=False),
+        sa.Column("month", sa.Date(), nullable=False),
+        sa.Column("total_requests", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"],
+            ["tenants.id"],
+            name=op.f("fk_tenant_usage_monthly_tenant_id_tenants"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("tenant_id", "month", name=op.f("pk_tenant_usage_monthly")),
+    )
+    op.create_index(
+        op.f("ix_tenant_usage_monthly_month_tenant_id"),
+        "tenant_usage_monthly",
+        ["month", "tenant_id"],
+        unique=False,
+        postgresql_include=["total_requests"],
+    )
     # Fill the totals from the rollup already present (no-op on an empty database).
     measures = """
         SUM(total_requests), SUM(successful_requests), SUM(failed_requests),
@@ -93,9 +115,35 @@ def upgrade() -> None:
         f" SELECT date, {measures}, COUNT(DISTINCT tenant_id) FROM tenant_usage_daily"
         " GROUP BY date"
     )
+    bounds = op.get_bind().execute(sa.text("SELECT MIN(date), MAX(date) FROM tenant_usage_daily"))
+    first, last = bounds.one()
+    if first is not None:
+        month, last_day = _as_date(first).replace(day=1), _as_date(last)
+        while month <= last_day:
+            following = (month.replace(day=28) + timedelta(days=4)).replace(day=1)
+            op.get_bind().execute(
+                sa.text(
+                    "INSERT INTO tenant_usage_monthly (tenant_id, month, total_requests)"
+                    " SELECT tenant_id, :month, SUM(total_requests) FROM tenant_usage_totals"
+                    " WHERE date >= :month AND date < :following GROUP BY tenant_id"
+                ).bindparams(
+                    sa.bindparam("month", type_=sa.Date()),
+                    sa.bindparam("following", type_=sa.Date()),
+                ),
+                {"month": month, "following": following},
+            )
+            month = following
+
+
+def _as_date(value: object) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
 def downgrade() -> None:
+    op.drop_index(
+        op.f("ix_tenant_usage_monthly_month_tenant_id"), table_name="tenant_usage_monthly"
+    )
+    op.drop_table("tenant_usage_monthly")
     op.drop_table("platform_usage_totals")
     op.drop_index(op.f("ix_agent_usage_totals_date"), table_name="agent_usage_totals")
     op.drop_table("agent_usage_totals")
