@@ -59,7 +59,24 @@ def tenant_page(
     offset: int,
     usage_since: date,
 ) -> tuple[list[Any], int]:
-    """One page of tenants with their counters (correlated subqueries: one round trip)."""
+    """One page of tenants with their counters, in one round trip.
+
+    The page (sort, offset, limit) is chosen first on ``tenants`` alone; the counters are then
+    computed only for the rows of the page (not for the rows skipped by the offset).
+    """
+    column = SORT_COLUMNS[sort_by]
+    order = [column.desc() if descending else column.asc(), tenants.c.id]
+    page = (
+        sa.select(
+            tenants.c.id.label("page_id"),
+            sa.func.row_number().over(order_by=order).label("position"),
+        )
+        .where(*conditions)
+        .order_by(*order)
+        .limit(limit)
+        .offset(offset)
+        .subquery()
+    )
     active_agents = (
         sa.select(sa.func.count())
         .where(tenant_agents.c.tenant_id == tenants.c.id, tenant_agents.c.status == "active")
@@ -78,8 +95,6 @@ def tenant_page(
         )
         .scalar_subquery()
     )
-    column = SORT_COLUMNS[sort_by]
-    order = [column.desc() if descending else column.asc(), tenants.c.id]
     rows = conn.execute(
         sa.select(
             tenants.c.id,
@@ -94,10 +109,8 @@ def tenant_page(
             active_users.label("active_users"),
             requests.label("requests_last_30_days"),
         )
-        .where(*conditions)
-        .order_by(*order)
-        .limit(limit)
-        .offset(offset)
+        .join(page, page.c.page_id == tenants.c.id)
+        .order_by(page.c.position)
     ).all()
     total = conn.execute(
         sa.select(sa.func.count()).select_from(tenants).where(*conditions)
