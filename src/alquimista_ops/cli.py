@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from alquimista_ops.core import migrate
+from alquimista_ops.core.cache import build_cache
 from alquimista_ops.core.db import create_db_engine
 from alquimista_ops.core.errors import AppError
 from alquimista_ops.core.settings import get_settings
@@ -125,6 +126,7 @@ def demo_seed(
             progress,
         )
     elapsed = time.perf_counter() - started
+    build_cache(get_settings()).invalidate_all()  # issue 3: no cached answer outlives a reseed
     for table, count in report.counts.items():
         typer.echo(f"{table:<22} {count:>10,}")
     typer.echo(f"seeded in {elapsed:.1f} s")

@@ -26,15 +26,19 @@ from alquimista_ops.core.clock import utctoday
 from alquimista_ops.core.schema import (
     SEGMENTS,
     agent_requests,
+    agent_usage_totals,
     agents,
     auth_users,
     job_runs,
     operational_commands,
     operational_events,
     plans,
+    platform_usage_totals,
     tenant_agents,
     tenant_integrations,
     tenant_usage_daily,
+    tenant_usage_monthly,
+    tenant_usage_totals,
     tenant_users,
     tenants,
 )
@@ -88,6 +92,10 @@ def is_empty(conn: Connection) -> bool:
 
 
 DATA_TABLES = (
+    agent_usage_totals,
+    platform_usage_totals,
+    tenant_usage_monthly,
+    tenant_usage_totals,
     agent_requests,
     tenant_usage_daily,
     operational_commands,
