@@ -359,3 +359,38 @@ def test_redis_stopped_mid_test_serves_from_database(
         else:
             pytest.fail("the cache did not come back after Redis restarted")
         assert client.get("/ready").json()["checks"]["cache"] == "ok"
+
+
+def test_memory_backend_invalidation_matches_redis_semantics() -> None:
+    cache = Cache(MemoryBackend(), namespace="mem-test")
+    tenant_a, tenant_b = uuid.uuid4(), uuid.uuid4()
+    keys = {
+        "a_usage": CacheKey.build("tenant_usage", f"tenant:{tenant_a}", {"p": 1}),
+        "a_incidents": CacheKey.build("tenant_incidents", f"tenant:{tenant_a}"),
+        "b_usage": CacheKey.build("tenant_usage", f"tenant:{tenant_b}"),
+        "overview": CacheKey.build("usage_overview", "platform"),
+        "billing": CacheKey.build("billing_overview", "platform"),
+    }
+
+    def fill() -> None:
+        for key in keys.values():
+            cache.get_or_compute(key, lambda: b"{}")
+
+    def cached() -> set[str]:
+        return {name for name, key in keys.items() if cache.get_or_compute(key, lambda: b"{}")[1]}
+
+    fill()
+    assert cached() == set(keys)
+    cache.invalidate_usage([tenant_a])
+    assert cached() == {"a_incidents", "b_usage", "billing"}
+    fill()
+    cache.invalidate_tenant(tenant_b)
+    assert cached() == {"a_usage", "a_incidents"}
+    fill()
+    cache.invalidate_usage(None)
+    assert cached() == {"a_incidents", "billing"}
+    fill()
+    cache.invalidate_all()
+    assert cached() == set()
+    with pytest.raises(ValueError):
+        CacheKey.build("no_such_resource", "platform")
