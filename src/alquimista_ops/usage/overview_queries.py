@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from alquimista_ops.core.clock import utctoday
 from alquimista_ops.core.schema import (
     agent_usage_totals,
     agents,
@@ -59,39 +60,54 @@ def platform_by_day(conn: Connection, start: date, end: date) -> list[Any]:
     )
 
 
-def _requests_per_tenant(start: date, end: date) -> sa.Subquery:
-    """(tenant_id, requests) rows covering ``start..end``: whole calendar months from
-    ``tenant_usage_monthly``, the partial months at either end from ``tenant_usage_totals``."""
+def _requests_per_tenant(start: date, end: date, today: date) -> sa.Subquery:
+    """(tenant_id, requests) rows whose sum per tenant is its requests in ``start..end``.
+
+    Each calendar month the period touches is read the cheaper way: the days inside the period
+    from ``tenant_usage_totals``, or the month's row of ``tenant_usage_monthly`` minus the days of
+    that month outside the period (negative rows). Days after ``today`` have no rows yet, so a
+    period ending today reads its last month from the monthly table alone. Either way the sums
+    are exact; ``today`` only guides the choice.
+    """
     t, m = tenant_usage_totals, tenant_usage_monthly
-    first_full = start if start.day == 1 else next_month(start)
-    after_full = month_start(end + timedelta(days=1))  # first day not covered by whole months
-    if first_full >= after_full:
-        return (
-            sa.select(t.c.tenant_id, t.c.total_requests.label("requests"))
-            .where(t.c.date >= start, t.c.date <= end)
-            .subquery()
-        )
-    parts = [
-        sa.select(m.c.tenant_id, m.c.total_requests.label("requests")).where(
-            m.c.month >= first_full, m.c.month < after_full
-        )
-    ]
-    if start < first_full:
-        parts.append(
-            sa.select(t.c.tenant_id, t.c.total_requests).where(
-                t.c.date >= start, t.c.date < first_full
+    parts: list[sa.Select[Any]] = []
+    month = month_start(start)
+    while month <= end:
+        following = next_month(month)
+        first, last = max(start, month), min(end, following - timedelta(days=1))
+        inside = (last - first).days + 1
+        data_end = min(following - timedelta(days=1), today)
+        outside = (first - month).days + max((data_end - last).days, 0)
+        if inside <= outside:
+            parts.append(
+                sa.select(t.c.tenant_id, t.c.total_requests.label("requests")).where(
+                    t.c.date >= first, t.c.date <= last
+                )
             )
-        )
-    if after_full <= end:
-        parts.append(
-            sa.select(t.c.tenant_id, t.c.total_requests).where(
-                t.c.date >= after_full, t.c.date <= end
+        else:
+            parts.append(
+                sa.select(m.c.tenant_id, m.c.total_requests.label("requests")).where(
+                    m.c.month == month
+                )
             )
-        )
+            if first > month:
+                parts.append(
+                    sa.select(t.c.tenant_id, -t.c.total_requests).where(
+                        t.c.date >= month, t.c.date < first
+                    )
+                )
+            parts.append(
+                sa.select(t.c.tenant_id, -t.c.total_requests).where(
+                    t.c.date > last, t.c.date < following
+                )
+            )
+        month = following
     return sa.union_all(*parts).subquery()
 
 
-def top_tenants(conn: Connection, start: date, end: date, limit: int) -> tuple[list[Any], int]:
+def top_tenants(
+    conn: Connection, start: date, end: date, limit: int, today: date | None = None
+) -> tuple[list[Any], int]:
     """The ``limit`` tenants with most requests in the period, with their figures.
 
     Ranking reads only ``total_requests`` (an index-only scan); the other measures are summed
@@ -99,7 +115,7 @@ def top_tenants(conn: Connection, start: date, end: date, limit: int) -> tuple[l
     """
     t = tenant_usage_totals
     in_period = [t.c.date >= start, t.c.date <= end]
-    per_tenant = _requests_per_tenant(start, end)
+    per_tenant = _requests_per_tenant(start, end, today or utctoday())
     ranked = conn.execute(
         sa.select(
             per_tenant.c.tenant_id,
