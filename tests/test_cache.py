@@ -272,6 +272,8 @@ class RedisServer:
                 "",
                 "--appendonly",
                 "no",
+                "--enable-debug-command",
+                "local",
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -394,3 +396,41 @@ def test_memory_backend_invalidation_matches_redis_semantics() -> None:
     assert cached() == set()
     with pytest.raises(ValueError):
         CacheKey.build("no_such_resource", "platform")
+
+
+def test_slow_redis_times_out_and_serves_from_database(
+    tmp_path: Path,
+    pg_database: str,
+    engine: Engine,
+    demo_data: SeedReport,
+    own_redis: RedisServer,
+) -> None:
+    settings = make_settings(
+        tmp_path,
+        pg_database,
+        REDIS_URL=own_redis.url,
+        CACHE_TIMEOUT_MS="50",
+        CACHE_BACKOFF_SECONDS="30",
+    )
+    app, rt = _app_with(settings, engine)
+    headers = auth(issue_token(rt, "INTERNAL_ADMIN"))
+    with TestClient(app) as client:
+        assert _get(client, "/internal/tenants", headers).headers["x-cache"] == "MISS"
+        assert _get(client, "/internal/tenants", headers).headers["x-cache"] == "HIT"
+        blocker = threading.Thread(
+            target=lambda: redis.Redis.from_url(own_redis.url).execute_command(
+                "DEBUG", "SLEEP", "3"
+            )
+        )
+        blocker.start()
+        time.sleep(0.2)  # Redis is now busy for 3 s
+        timings = []
+        for _ in range(5):
+            started = time.perf_counter()
+            response = _get(client, "/internal/tenants", headers)
+            timings.append(time.perf_counter() - started)
+            assert response.headers["x-cache"] == "MISS"
+        blocker.join()
+    # One request pays the 50 ms timeout and opens the breaker; the others skip Redis.
+    assert max(timings) < 1.0, timings
+    assert sum(timings) < 2.0, timings
