@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from alquimista_ops.auth import service
 from alquimista_ops.core.deps import DbDep, RuntimeDep
-from alquimista_ops.core.errors import NotFound, ValidationFailed
+from alquimista_ops.core.errors import NotFound
 from alquimista_ops.core.strict import strict_query
 
 router = APIRouter(tags=["auth"])
@@ -53,6 +53,4 @@ def token(
 ) -> dict[str, Any]:
     if runtime.idp is None:
         raise NotFound("The built-in identity provider is disabled (AUTH_MODE=cognito)")
-    if grant_type != "password":
-        raise ValidationFailed("grant_type must be 'password'", details={"field": "grant_type"})
     return service.sign_in(conn, runtime.idp, username, password)

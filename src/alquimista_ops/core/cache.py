@@ -422,7 +422,7 @@ class Cache:
                 )
             return default
         if self.breaker.success():
-            log.warning("cache backend available again", extra={"cache_backend": backend.name})
+            log.info("cache backend available again", extra={"cache_backend": backend.name})
         return result
 
 
