@@ -19,19 +19,13 @@ TOP = 10
 
 def measures(row: Any) -> dict[str, Any]:
     total = int(row.total_requests)
-    weighted = getattr(row, "weighted_response_ms", None)
-    if weighted is None:
-        weighted = row.response_ms_weighted
-    tokens = getattr(row, "total_tokens", None)
-    if tokens is None:
-        tokens = row.total_tokens_used
     return {
         "total_requests": total,
         "successful_requests": int(row.successful_requests),
         "failed_requests": int(row.failed_requests),
         "success_rate": rate(row.successful_requests, total),
-        "avg_response_time_ms": weighted_avg(weighted, total),
-        "total_tokens": int(tokens),
+        "avg_response_time_ms": weighted_avg(row.weighted_response_ms, total),
+        "total_tokens": int(row.total_tokens),
         "total_cost_usd": round(float(row.total_cost_usd), 6),
     }
 

@@ -56,7 +56,20 @@ def platform_summary(conn: Connection, start: date, end: date) -> Any:
 def platform_by_day(conn: Connection, start: date, end: date) -> list[Any]:
     t = platform_usage_totals
     return list(
-        conn.execute(sa.select(t).where(t.c.date >= start, t.c.date <= end).order_by(t.c.date))
+        conn.execute(
+            sa.select(
+                t.c.date,
+                t.c.total_requests,
+                t.c.successful_requests,
+                t.c.failed_requests,
+                t.c.response_ms_weighted.label("weighted_response_ms"),
+                t.c.total_tokens_used.label("total_tokens"),
+                t.c.total_cost_usd,
+                t.c.tenants_with_usage,
+            )
+            .where(t.c.date >= start, t.c.date <= end)
+            .order_by(t.c.date)
+        )
     )
 
 
