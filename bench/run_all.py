@@ -1,4 +1,4 @@
-"""Run every benchmark script of this directory (``make bench``) and print their figures."""
+"""Run every benchmark script of this folder (``make bench``); each prints its own figures."""
 
 from __future__ import annotations
 
@@ -6,17 +6,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHMARKS = ("seed_large.py",)
-
 
 def main() -> int:
     here = Path(__file__).resolve().parent
     status = 0
-    for script in BENCHMARKS:
-        print(f"== {script}", flush=True)
-        status |= subprocess.call([sys.executable, str(here / script)])
+    for script in sorted(here.glob("*.py")):
+        if script.name in {"run_all.py", "__init__.py"}:
+            continue
+        print(f"== {script.name}", flush=True)
+        status |= subprocess.call([sys.executable, str(script)])
     return status
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -13,16 +13,21 @@ from alquimista_ops.agents.api import router as agents_router
 from alquimista_ops.auth.api import router as auth_router
 from alquimista_ops.commands.api import router as commands_router
 from alquimista_ops.commands.inprocess import start_inprocess_worker, stop_inprocess_worker
+from alquimista_ops.billing.api import router as billing_router
 from alquimista_ops.core.errors import install_error_handlers
 from alquimista_ops.core.health import router as health_router
 from alquimista_ops.core.logging import configure_logging
 from alquimista_ops.core.middleware import RequestContextMiddleware
+from alquimista_ops.core.openapi import install_openapi
+from alquimista_ops.core.ratelimit import RateLimitMiddleware
 from alquimista_ops.core.runtime import Runtime, build_runtime
 from alquimista_ops.core.settings import Settings, get_settings
 from alquimista_ops.incidents.api import router as incidents_router
 from alquimista_ops.integrations.api import router as integrations_router
 from alquimista_ops.tenants.api import router as tenants_router
+from alquimista_ops.tenants.internal_api import router as internal_tenants_router
 from alquimista_ops.usage.api import router as usage_router
+from alquimista_ops.usage.internal_api import router as internal_usage_router
 
 API_ROUTERS = (
     health_router,
@@ -33,6 +38,9 @@ API_ROUTERS = (
     usage_router,
     incidents_router,
     commands_router,
+    internal_tenants_router,
+    internal_usage_router,
+    billing_router,
 )
 
 
@@ -62,6 +70,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         from alquimista_ops.web.setup import install_web
 
         install_web(app)
+    install_openapi(app)  # issue 3: error responses and bearer security in the document
+    app.add_middleware(RateLimitMiddleware)  # issue 3: inside CORS and the request context
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from alquimista_ops.aws import cli as aws_cli
 from alquimista_ops.commands.cli import worker_command
 from alquimista_ops.core import migrate
+from alquimista_ops.core.cache import build_cache
 from alquimista_ops.core.db import create_db_engine
 from alquimista_ops.core.errors import AppError
 from alquimista_ops.core.settings import get_settings
@@ -130,6 +131,7 @@ def demo_seed(
             progress,
         )
     elapsed = time.perf_counter() - started
+    build_cache(get_settings()).invalidate_all()  # issue 3: no cached answer outlives a reseed
     for table, count in report.counts.items():
         typer.echo(f"{table:<22} {count:>10,}")
     typer.echo(f"seeded in {elapsed:.1f} s")

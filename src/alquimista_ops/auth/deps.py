@@ -14,6 +14,7 @@ from typing import Annotated
 
 import sqlalchemy as sa
 from fastapi import Depends, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Connection
 
 from alquimista_ops.auth.principal import Principal
@@ -53,7 +54,16 @@ def session_token(request: Request) -> str | None:
     return token
 
 
-def get_principal(request: Request, runtime: RuntimeDep) -> Principal:
+# Declares the bearer scheme in the OpenAPI document (every route that authenticates carries it);
+# the header itself is read and verified below.
+bearer_scheme = HTTPBearer(auto_error=False, scheme_name="bearerAuth")
+
+
+def get_principal(
+    request: Request,
+    runtime: RuntimeDep,
+    _declared: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)] = None,
+) -> Principal:
     token = bearer_token(request) or session_token(request)
     if not token:
         raise Unauthorized("Authentication required")

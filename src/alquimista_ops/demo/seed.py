@@ -26,15 +26,19 @@ from alquimista_ops.core.clock import utctoday
 from alquimista_ops.core.schema import (
     SEGMENTS,
     agent_requests,
+    agent_usage_totals,
     agents,
     auth_users,
     job_runs,
     operational_commands,
     operational_events,
     plans,
+    platform_usage_totals,
     tenant_agents,
     tenant_integrations,
     tenant_usage_daily,
+    tenant_usage_monthly,
+    tenant_usage_totals,
     tenant_users,
     tenants,
 )
@@ -42,6 +46,7 @@ from alquimista_ops.core.text import fold
 from alquimista_ops.demo import catalogue
 from alquimista_ops.tenants.cnpj import generate as generate_cnpj
 from alquimista_ops.usage.rollup import recompute_agent_counters, rollup_range
+from alquimista_ops.usage.totals import refresh_usage_totals
 
 Progress = Callable[[str, int, int], None]
 
@@ -87,6 +92,10 @@ def is_empty(conn: Connection) -> bool:
 
 
 DATA_TABLES = (
+    agent_usage_totals,
+    platform_usage_totals,
+    tenant_usage_monthly,
+    tenant_usage_totals,
     agent_requests,
     tenant_usage_daily,
     operational_commands,
@@ -590,6 +599,7 @@ def seed(engine: Engine, options: SeedOptions, progress: Progress | None = None)
             report.counts["tenant_usage_daily"] += result.rows_written
         else:
             recompute_agent_counters(conn)
+        refresh_usage_totals(conn, period_start, yesterday)
     tell("rollup", 1, 1)
 
     tell("accounts", 0, 1)
