@@ -11,13 +11,12 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-import redis
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from alquimista_ops.commands.handlers import HANDLERS, CommandFailed, Handler, HandlerContext
-from alquimista_ops.commands.runtime_hooks import redis_cache_hooks
+from alquimista_ops.commands.runtime_hooks import build_cache_hooks
 from alquimista_ops.commands.store import SqlCommandStore
 from alquimista_ops.commands.worker import Worker, WorkerConfig
 from alquimista_ops.core.schema import (
@@ -61,7 +60,7 @@ def make_worker(engine: Engine, settings: Settings | None = None, **config: Any)
         engine,
         config=WorkerConfig(**values),
         handlers=handlers,
-        cache=redis_cache_hooks(settings) if settings else None,
+        cache=build_cache_hooks(settings) if settings else None,
     )
 
 
@@ -257,28 +256,29 @@ def test_clear_cache_purges_the_tenant_keys(
     clean_db: Engine,
     settings: Settings,
 ) -> None:
-    r = redis.Redis.from_url(settings.resolved_redis_url or "")
-    ns = f"{settings.cache_prefix}:{settings.env}"
-    other = uuid.uuid4()
-    r.set(f"{ns}:tenant_me:{world.id}:-", "1")
-    r.set(f"{ns}:agents:{world.id}:status=all", "1")
-    r.set(f"{ns}:tenant_me:{other}:-", "1")
-    try:
-        body = {"command_type": "CLEAR_CACHE", "tenant_id": str(world.id)}
-        created = post(client, admin, body).json()
-        make_worker(clean_db, settings).run_until_idle()
-        result = command(client, admin, created["command_id"])
-        assert result["status"] == "SUCCESS", result
-        assert result["output"]["keys_purged"] == 2
-        assert r.exists(f"{ns}:tenant_me:{other}:-") == 1
-        created = post(client, admin, {"command_type": "CLEAR_CACHE"}).json()
-        make_worker(clean_db, settings).run_until_idle()
-        result = command(client, admin, created["command_id"])
-        assert result["output"]["keys_purged"] == 1 and result["output"]["scope"] == "all"
-        assert r.exists(f"{ns}:tenant_me:{other}:-") == 0
-    finally:
-        for key in r.scan_iter(match=f"{ns}:*"):
-            r.delete(key)
+    other = make_tenant(clean_db, name="Escola Outra")
+
+    def cache_state(tenant_id: uuid.UUID) -> str:
+        response = client.get(f"/tenant/me?tenant_id={tenant_id}", headers=admin)
+        assert response.status_code == 200, response.text
+        return str(response.headers["x-cache"])
+
+    for tenant in (world.id, other.id):
+        cache_state(tenant)
+        assert cache_state(tenant) == "HIT"
+    body = {"command_type": "CLEAR_CACHE", "tenant_id": str(world.id)}
+    created = post(client, admin, body).json()
+    make_worker(clean_db, settings).run_until_idle()
+    result = command(client, admin, created["command_id"])
+    assert result["status"] == "SUCCESS", result
+    assert result["output"]["keys_purged"] >= 1
+    assert cache_state(world.id) == "MISS"
+    assert cache_state(other.id) == "HIT"  # another tenant's keys stay
+    created = post(client, admin, {"command_type": "CLEAR_CACHE"}).json()
+    make_worker(clean_db, settings).run_until_idle()
+    result = command(client, admin, created["command_id"])
+    assert result["output"]["scope"] == "all" and result["output"]["keys_purged"] >= 2
+    assert cache_state(other.id) == "MISS"
 
 
 def test_health_check_reports_degraded_tenant(

@@ -11,9 +11,9 @@ from fastapi.middleware.cors import CORSMiddleware
 from alquimista_ops import __version__
 from alquimista_ops.agents.api import router as agents_router
 from alquimista_ops.auth.api import router as auth_router
+from alquimista_ops.billing.api import router as billing_router
 from alquimista_ops.commands.api import router as commands_router
 from alquimista_ops.commands.inprocess import start_inprocess_worker, stop_inprocess_worker
-from alquimista_ops.billing.api import router as billing_router
 from alquimista_ops.core.errors import install_error_handlers
 from alquimista_ops.core.health import router as health_router
 from alquimista_ops.core.logging import configure_logging

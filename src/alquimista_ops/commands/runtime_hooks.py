@@ -9,19 +9,18 @@ shared cache module, either put a ready ``CacheHooks`` in ``runtime.extras[CACHE
 before the app starts, or change ``build_cache_hooks`` to build one from it (an in-process
 cache can only be purged from its own process: the SQLite in-process worker shares it).
 
-Until then commands purge Redis directly by key pattern ``<CACHE_PREFIX>:<ENV>:*`` (all) or
-``<CACHE_PREFIX>:<ENV>:*<tenant_id>*`` (one tenant), the key layout of PRODUCT.md §5. Without
-Redis the hooks purge nothing and report ``not_configured``.
+With the cache off (``CACHE_ENABLED=false``) the hooks purge nothing and report
+``not_configured``.
 """
 
 from __future__ import annotations
 
 import threading
 import uuid
-from typing import Any
 
 from alquimista_ops.commands.handlers import CacheHooks
 from alquimista_ops.commands.store import SqlCommandStore
+from alquimista_ops.core.cache import build_cache
 from alquimista_ops.core.runtime import Runtime
 from alquimista_ops.core.settings import Settings
 
@@ -54,37 +53,19 @@ def cache_hooks_for(runtime: Runtime) -> CacheHooks:
 
 
 def build_cache_hooks(settings: Settings, runtime: Runtime | None = None) -> CacheHooks:
-    """THE wiring point (see the module docstring)."""
-    return redis_cache_hooks(settings)
+    """THE wiring point: commands reach the shared read cache (``core.cache``).
 
-
-def redis_cache_hooks(settings: Settings) -> CacheHooks:
-    url = settings.resolved_redis_url
-    if not settings.cache_enabled or not url:
+    ``purge(tenant)`` invalidates everything shown about that tenant, including the
+    platform-wide views that list it (``Cache.invalidate_tenant``); ``purge(None)`` empties the
+    environment's namespace. The API process passes its runtime (same cache object, so an
+    in-process cache is purged too); a separate worker process builds its own client, which
+    reaches the shared cache only when it is Redis.
+    """
+    cache = runtime.cache if runtime is not None else build_cache(settings)
+    if not cache.enabled:
         return CacheHooks()
-    import redis
-
-    client: Any = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
-    namespace = f"{settings.cache_prefix}:{settings.env}:"
 
     def purge(tenant_id: uuid.UUID | None) -> int:
-        pattern = f"{namespace}*{tenant_id}*" if tenant_id else f"{namespace}*"
-        deleted = 0
-        batch: list[bytes] = []
-        for key in client.scan_iter(match=pattern, count=1000):
-            batch.append(key)
-            if len(batch) >= 500:
-                deleted += int(client.unlink(*batch))
-                batch = []
-        if batch:
-            deleted += int(client.unlink(*batch))
-        return deleted
+        return cache.invalidate_tenant(tenant_id) if tenant_id else cache.invalidate_all()
 
-    def ping() -> str:
-        try:
-            client.ping()
-        except Exception as exc:
-            return f"unavailable: {type(exc).__name__}"
-        return "ok"
-
-    return CacheHooks(purge=purge, ping=ping)
+    return CacheHooks(purge=purge, ping=cache.readiness)

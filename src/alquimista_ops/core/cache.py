@@ -346,9 +346,10 @@ class Cache:
         return indexes
 
     # -- invalidation -------------------------------------------------------------------------
-    def invalidate_tenant(self, tenant_id: uuid.UUID | str) -> None:
-        """Everything shown about one tenant, and the platform-wide views that list it."""
-        self._invalidate(
+    def invalidate_tenant(self, tenant_id: uuid.UUID | str) -> int:
+        """Everything shown about one tenant, and the platform-wide views that list it.
+        Returns the number of keys removed (-1 when the backend could not be reached)."""
+        return self._invalidate(
             [f"{self.namespace}:idx:{tenant_scope(tenant_id)}"]
             + [f"{self.namespace}:idx:resource:{r}" for r in sorted(PLATFORM_RESOURCES)],
             None,
@@ -376,18 +377,22 @@ class Cache:
             raise ValueError(f"unknown cache resource {resource!r}")
         self._invalidate([f"{self.namespace}:idx:resource:{resource}"], None)
 
-    def invalidate_all(self) -> None:
-        """Every key of this environment's namespace."""
+    def invalidate_all(self) -> int:
+        """Every key of this environment's namespace; returns how many (-1: unreachable)."""
         if self.backend is None:
-            return
-        if self._call(lambda b: b.delete_prefix(f"{self.namespace}:"), default=-1) == -1:
+            return 0
+        removed = int(self._call(lambda b: b.delete_prefix(f"{self.namespace}:"), default=-1))
+        if removed == -1:
             self._flush_pending = True
+        return removed
 
-    def _invalidate(self, indexes: list[str], keep: Callable[[str], bool] | None) -> None:
+    def _invalidate(self, indexes: list[str], keep: Callable[[str], bool] | None) -> int:
         if self.backend is None:
-            return
-        if self._call(lambda b: b.delete_indexes(indexes, keep), default=-1) == -1:
+            return 0
+        removed = int(self._call(lambda b: b.delete_indexes(indexes, keep), default=-1))
+        if removed == -1:
             self._flush_pending = True
+        return removed
 
     # -- health -------------------------------------------------------------------------------
     def readiness(self) -> str:
