@@ -21,6 +21,7 @@ from alquimista_ops.incidents.api import router as incidents_router
 from alquimista_ops.integrations.api import router as integrations_router
 from alquimista_ops.tenants.api import router as tenants_router
 from alquimista_ops.usage.api import router as usage_router
+from alquimista_ops.usage.ingest_api import router as ingest_router
 
 API_ROUTERS = (
     health_router,
@@ -30,6 +31,7 @@ API_ROUTERS = (
     integrations_router,
     usage_router,
     incidents_router,
+    ingest_router,
 )
 
 

@@ -11,9 +11,7 @@ from sqlalchemy.engine import Connection
 from alquimista_ops.core.schema import agents, tenant_agents
 
 
-def tenant_agent_rows(
-    conn: Connection, tenant_id: uuid.UUID, status: str | None
-) -> list[Any]:
+def tenant_agent_rows(conn: Connection, tenant_id: uuid.UUID, status: str | None) -> list[Any]:
     query = (
         sa.select(
             agents.c.id,
