@@ -67,7 +67,7 @@ def test_batch_accepted_then_retried_without_duplicates(
     first = client.post(URL, json=batch, headers=auth(world["key"]))
     assert first.status_code == 200, first.text
     assert first.json()["accepted"] == 50 and first.json()["duplicates"] == 0
-    retry = client.post(URL, json=batch + [record(world, 50)], headers=auth(world["key"]))
+    retry = client.post(URL, json=[*batch, record(world, 50)], headers=auth(world["key"]))
     assert retry.status_code == 200, retry.text
     assert (retry.json()["accepted"], retry.json()["duplicates"]) == (1, 50)
     assert raw_count(clean_db) == 51

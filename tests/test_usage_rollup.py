@@ -3,6 +3,7 @@ batches, days and late arrivals; re-running it changes nothing; stale rows disap
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -29,8 +30,6 @@ from tests.usage_helpers import (
     stored_counters,
     stored_rollup,
 )
-
-AGENT_NAMES = ("atendimento-whatsapp", "cobranca", "agendamento")
 
 
 def _agents(engine: Engine) -> list[uuid.UUID]:
@@ -102,7 +101,7 @@ def test_rollup_matches_independent_computation(
     ]
     # Random batches, in arrival order (later batches hold late data for earlier days).
     bounds = sorted({0, len(reqs), *(c for c in cuts if c < len(reqs))})
-    batches = [reqs[a:b] for a, b in zip(bounds, bounds[1:], strict=False) if reqs[a:b]]
+    batches = [reqs[a:b] for a, b in itertools.pairwise(bounds) if reqs[a:b]]
     # Some batches are sent twice (a retried call).
     sends = list(batches)
     for r in retries:
