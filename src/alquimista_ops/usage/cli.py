@@ -94,18 +94,25 @@ def ingest(
     batch_size: Annotated[
         int, typer.Option(min=1, max=100_000, help="Records per transaction")
     ] = DEFAULT_BATCH,
+    workers: Annotated[
+        int, typer.Option(min=1, max=8, help="Parallel insert connections (PostgreSQL)")
+    ] = 2,
 ) -> None:
     """Import raw agent requests from a JSON Lines or CSV file (same validation as the API).
 
     Each batch is validated completely and written in its own transaction; the first invalid
     batch stops the import (earlier batches stay; re-running the file is safe: request ids
-    already stored are counted as duplicates, never written twice)."""
+    already stored are counted as duplicates, never written twice). On PostgreSQL, batches are
+    validated in this process while earlier ones are inserted by ``--workers`` connections."""
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     from alquimista_ops.usage.ingest import (
-        IngestResult,
         InvalidBatch,
         References,
+        Row,
         Validator,
-        ingest_records,
+        insert_rows,
+        validate_batch,
     )
 
     kind = fmt.lower()
@@ -115,6 +122,8 @@ def ingest(
         _fail("--format must be auto, jsonl or csv", 2)
     settings = get_settings()
     engine = create_db_engine(settings)
+    if engine.dialect.name != "postgresql":
+        workers = 1  # SQLite has one writer at a time
     validator = Validator(
         now=utcnow(),
         max_skew_seconds=settings.ingest_max_clock_skew_seconds,
@@ -123,81 +132,89 @@ def ingest(
     references = References()
     counter = [0]
     source = _csv_records(file, counter) if kind == "csv" else _jsonl_records(file, counter)
-    total = IngestResult(0, 0, 0)
+    totals = {"received": 0, "valid": 0, "accepted": 0}
+    days: set[date] = set()
     started = time.perf_counter()
     size = file.stat().st_size
+    pending: list[Future[int]] = []
 
-    def flush(batch: list[Any], lines: list[int], offset: int) -> IngestResult:
-        try:
-            with engine.begin() as conn:
-                return ingest_records(conn, batch, validator, references, offset)
-        except InvalidBatch as exc:
-            progress.stop()
-            console.print(
-                f"[red]{len(exc.errors)} invalid record(s) in the batch starting at line "
-                f"{lines[0]}; nothing of that batch was written.[/red]"
-            )
-            for err in exc.errors[:20]:
-                line = lines[err.index - offset]
-                console.print(f"  line {line} (record {err.index}): {err.field}: {err.reason}")
-            if len(exc.errors) > 20:
-                console.print(f"  … and {len(exc.errors) - 20} more")
-            console.print(
-                f"{total.accepted:,} records accepted and {total.duplicates:,} duplicates "
-                "in earlier batches were kept."
-            )
-            raise typer.Exit(2) from exc
+    def insert(rows: list[Row]) -> int:
+        with engine.begin() as conn:
+            return insert_rows(conn, rows)
 
-    with Progress(
-        TextColumn("ingest"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TextColumn("{task.fields[records]:,} records"),
-        TimeElapsedColumn(),
-        console=console,
-    ) as progress:
+    def collect(keep: int) -> None:
+        while len(pending) > keep:
+            totals["accepted"] += pending.pop(0).result()
+
+    with (
+        ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ingest") as pool,
+        Progress(
+            TextColumn("ingest"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TextColumn("{task.fields[records]:,} records"),
+            TimeElapsedColumn(),
+            console=console,
+        ) as progress,
+    ):
         task = progress.add_task("ingest", total=size, records=0)
+
+        def flush(batch: list[Any], lines: list[int]) -> None:
+            offset = totals["received"]
+            try:
+                with engine.connect() as conn:
+                    rows = validate_batch(conn, batch, validator, references, offset)
+            except InvalidBatch as exc:
+                collect(0)
+                progress.stop()
+                console.print(
+                    f"[red]{len(exc.errors)} invalid record(s) in the batch starting at line "
+                    f"{lines[0]}; nothing of that batch was written.[/red]"
+                )
+                for err in exc.errors[:20]:
+                    line = lines[err.index - offset]
+                    console.print(f"  line {line} (record {err.index}): {err.field}: {err.reason}")
+                if len(exc.errors) > 20:
+                    console.print(f"  … and {len(exc.errors) - 20} more")
+                duplicates = totals["valid"] - totals["accepted"]
+                console.print(
+                    f"{totals['accepted']:,} records accepted and {duplicates:,} duplicates "
+                    "in earlier batches were kept."
+                )
+                raise typer.Exit(2) from exc
+            totals["received"] += len(batch)
+            totals["valid"] += len(rows)
+            days.update(row[7] for row in rows)
+            pending.append(pool.submit(insert, rows))
+            collect(workers)
+            progress.update(task, completed=counter[0], records=totals["received"])
+
         batch: list[Any] = []
         lines: list[int] = []
-        offset = 0
         for number, record in source:
             batch.append(record)
             lines.append(number)
             if len(batch) >= batch_size:
-                result = flush(batch, lines, offset)
-                total = _add(total, result)
-                offset += len(batch)
+                flush(batch, lines)
                 batch, lines = [], []
-                progress.update(task, completed=counter[0], records=offset)
         if batch:
-            total = _add(total, flush(batch, lines, offset))
-            offset += len(batch)
-        progress.update(task, completed=size, records=offset)
+            flush(batch, lines)
+        collect(0)
+        progress.update(task, completed=size, records=totals["received"])
     elapsed = time.perf_counter() - started
     engine.dispose()
-    rate = total.received / elapsed if elapsed > 0 else 0.0
+    received, accepted = totals["received"], totals["accepted"]
+    rate = received / elapsed if elapsed > 0 else 0.0
     typer.echo(
-        f"received {total.received:,}  accepted {total.accepted:,}  "
-        f"duplicates {total.duplicates:,}  in {elapsed:.2f} s ({rate:,.0f} records/s)"
+        f"received {received:,}  accepted {accepted:,}  "
+        f"duplicates {totals['valid'] - accepted:,}  in {elapsed:.2f} s ({rate:,.0f} records/s)"
     )
-    if total.days:
+    if days:
         typer.echo(
-            f"days: {min(total.days)} to {max(total.days)} "
+            f"days: {min(days)} to {max(days)} "
             "(run `alquimista-ops aggregate` or wait for the daily rollup)"
         )
-
-
-def _add(a: Any, b: Any) -> Any:
-    from alquimista_ops.usage.ingest import IngestResult
-
-    return IngestResult(
-        received=a.received + b.received,
-        accepted=a.accepted + b.accepted,
-        duplicates=a.duplicates + b.duplicates,
-        tenant_ids=a.tenant_ids | b.tenant_ids,
-        days=a.days | b.days,
-    )
 
 
 # -- aggregate -------------------------------------------------------------------------------

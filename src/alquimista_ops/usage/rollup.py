@@ -159,6 +159,10 @@ def rollup_day(conn: Connection, day: date, *, tenant_id: uuid.UUID | None = Non
         ),
         params,
     )
+    if conn.dialect.name == "postgresql":
+        # Temporary tables are never analysed automatically: give the planner their sizes.
+        conn.exec_driver_sql(f"ANALYZE {SCRATCH}")
+        conn.exec_driver_sql(f"ANALYZE {PAIRS}")
     rows_read = int(
         conn.exec_driver_sql(f"SELECT COALESCE(SUM(requests), 0) FROM {SCRATCH}").scalar_one()
     )
@@ -222,23 +226,32 @@ def _as_uuid(value: Any) -> uuid.UUID:
     return uuid.UUID(str(value))
 
 
+# Counters of the touched pairs, recomputed from the whole rollup (one grouped pass over the
+# rollup rows of those pairs, joined once to tenant_agents). ``last_used_at`` keeps the latest
+# request ever seen (the day's latest request, or the stored value when later).
 _COUNTERS_FOR_PAIRS = f"""
 UPDATE tenant_agents SET
-    total_requests = COALESCE((SELECT SUM(d.total_requests) FROM tenant_usage_daily d
-                               WHERE d.tenant_id = tenant_agents.tenant_id
-                                 AND d.agent_id = tenant_agents.agent_id), 0),
-    total_errors = COALESCE((SELECT SUM(d.failed_requests) FROM tenant_usage_daily d
-                             WHERE d.tenant_id = tenant_agents.tenant_id
-                               AND d.agent_id = tenant_agents.agent_id), 0),
-    last_used_at = COALESCE(
-        (SELECT CASE WHEN tenant_agents.last_used_at IS NULL
-                       OR tenant_agents.last_used_at < s.last_at
-                     THEN s.last_at ELSE tenant_agents.last_used_at END
-         FROM {SCRATCH} s
-         WHERE s.tenant_id = tenant_agents.tenant_id AND s.agent_id = tenant_agents.agent_id),
-        tenant_agents.last_used_at)
-WHERE EXISTS (SELECT 1 FROM {PAIRS} p
-              WHERE p.tenant_id = tenant_agents.tenant_id AND p.agent_id = tenant_agents.agent_id)
+    total_requests = c.total_requests,
+    total_errors = c.total_errors,
+    last_used_at = CASE
+        WHEN c.last_at IS NOT NULL
+             AND (tenant_agents.last_used_at IS NULL OR tenant_agents.last_used_at < c.last_at)
+        THEN c.last_at ELSE tenant_agents.last_used_at END
+FROM (
+    SELECT p.tenant_id, p.agent_id,
+           COALESCE(SUM(d.total_requests), 0) AS total_requests,
+           COALESCE(SUM(d.failed_requests), 0) AS total_errors,
+           MAX(s.last_at) AS last_at
+    FROM {PAIRS} p
+    LEFT JOIN tenant_usage_daily d ON d.tenant_id = p.tenant_id AND d.agent_id = p.agent_id
+    LEFT JOIN {SCRATCH} s ON s.tenant_id = p.tenant_id AND s.agent_id = p.agent_id
+    GROUP BY p.tenant_id, p.agent_id
+) AS c
+WHERE tenant_agents.tenant_id = c.tenant_id AND tenant_agents.agent_id = c.agent_id
+  AND (tenant_agents.total_requests <> c.total_requests
+       OR tenant_agents.total_errors <> c.total_errors
+       OR (c.last_at IS NOT NULL
+           AND (tenant_agents.last_used_at IS NULL OR tenant_agents.last_used_at < c.last_at)))
 """
 
 
