@@ -29,7 +29,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -116,6 +116,7 @@ class DailyRollupScheduler:
 
     def tick(self, now: datetime | None = None) -> TickResult:
         now = now or self.clock()
+        now = now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
         today = self.scheduled_day(now)
         if today is None:
             return TickResult(TickOutcome.NOT_DUE)
@@ -210,10 +211,15 @@ class _SchedulerLock:
             return
         if self.conn is not None:
             try:
+                self.conn.rollback()
                 self.conn.execute(
                     sa.text("SELECT pg_advisory_unlock(:key)"), {"key": SCHEDULER_LOCK_KEY}
                 )
                 self.conn.commit()
+            except Exception:
+                # Never hand a session that may still hold the lock back to the pool.
+                log.exception("could not release the usage scheduler lock; dropping the session")
+                self.conn.invalidate()
             finally:
                 self.conn.close()
             return
