@@ -73,6 +73,16 @@ def test_batch_accepted_then_retried_without_duplicates(
     assert raw_count(clean_db) == 51
 
 
+def test_a_request_id_repeated_in_one_batch_is_stored_once(
+    client: TestClient, clean_db: Engine, world: dict[str, Any]
+) -> None:
+    batch = [record(world, 1), record(world, 2), record(world, 1)]
+    response = client.post(URL, json=batch, headers=auth(world["key"]))
+    assert response.status_code == 200, response.text
+    assert (response.json()["accepted"], response.json()["duplicates"]) == (2, 1)
+    assert raw_count(clean_db) == 2
+
+
 def test_json_lines_and_x_api_key(
     client: TestClient, clean_db: Engine, world: dict[str, Any]
 ) -> None:

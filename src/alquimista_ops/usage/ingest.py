@@ -33,6 +33,7 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
+from psycopg.errors import UniqueViolation
 from sqlalchemy.engine import Connection
 
 from alquimista_ops.core.errors import PayloadTooLarge, ValidationFailed
@@ -322,18 +323,27 @@ def insert_rows(conn: Connection, rows: Sequence[Row]) -> int:
         return int(result.rowcount or 0)
     driver = conn.connection.driver_connection
     assert driver is not None
-    columns = ", ".join(_COLUMNS)
+    # Sorted by request id: index locality, and concurrent batches that share ids take their
+    # locks in the same order (no deadlock).
+    ordered = sorted(rows, key=itemgetter(0))
     with driver.cursor() as cur:
+        # Fast path, the usual case of new records: COPY straight into the table inside a
+        # savepoint. Any request id already stored (a retried batch) or repeated in the batch
+        # makes it fail; then the batch goes through a temporary table and ON CONFLICT.
+        cur.execute("SAVEPOINT ingest_direct")
+        try:
+            _copy_rows(cur, "agent_requests", ordered)
+        except UniqueViolation:
+            cur.execute("ROLLBACK TO SAVEPOINT ingest_direct")
+        else:
+            cur.execute("RELEASE SAVEPOINT ingest_direct")
+            return len(ordered)
         cur.execute(f"DROP TABLE IF EXISTS {_TMP}")
         cur.execute(
             f"CREATE TEMPORARY TABLE {_TMP} (LIKE agent_requests INCLUDING DEFAULTS) ON COMMIT DROP"
         )
-        with cur.copy(f"COPY {_TMP} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(_COPY_TYPES)
-            # Sorted by request id: index locality, and concurrent batches that share ids
-            # take their locks in the same order (no deadlock).
-            for row in sorted(rows, key=itemgetter(0)):
-                copy.write_row(row)
+        _copy_rows(cur, _TMP, ordered)
+        columns = ", ".join(_COLUMNS)
         cur.execute(
             f"INSERT INTO agent_requests ({columns}) SELECT {columns} FROM {_TMP} "
             "ON CONFLICT (request_id) DO NOTHING"
@@ -341,6 +351,13 @@ def insert_rows(conn: Connection, rows: Sequence[Row]) -> int:
         inserted = cur.rowcount
         cur.execute(f"DROP TABLE {_TMP}")
     return int(inserted)
+
+
+def _copy_rows(cur: Any, table: str, rows: Sequence[Row]) -> None:
+    with cur.copy(f"COPY {table} ({', '.join(_COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(_COPY_TYPES)
+        for row in rows:
+            copy.write_row(row)
 
 
 def ingest_records(

@@ -159,10 +159,6 @@ def rollup_day(conn: Connection, day: date, *, tenant_id: uuid.UUID | None = Non
         ),
         params,
     )
-    if conn.dialect.name == "postgresql":
-        # Temporary tables are never analysed automatically: give the planner their sizes.
-        conn.exec_driver_sql(f"ANALYZE {SCRATCH}")
-        conn.exec_driver_sql(f"ANALYZE {PAIRS}")
     rows_read = int(
         conn.exec_driver_sql(f"SELECT COALESCE(SUM(requests), 0) FROM {SCRATCH}").scalar_one()
     )
