@@ -224,3 +224,31 @@ def test_sqlite_lock_row_with_two_schedulers(tmp_path: Path, attempts: int) -> N
     finally:
         for e in [*engines, setup]:
             e.dispose()
+
+
+def test_scheduler_loop_runs_and_stops(clean_db: Engine, settings: Settings) -> None:
+    from alquimista_ops.usage.scheduler import run_scheduler_loop
+
+    fast = settings.model_copy(
+        update={"usage_scheduler_interval_seconds": 0.05, "usage_rollup_time": "00:00"}
+    )
+    stop = threading.Event()
+    changed: list[Any] = []
+    _world(clean_db, [TODAY - timedelta(days=1)], per_day=4)
+    thread = threading.Thread(
+        target=run_scheduler_loop,
+        args=(stop,),
+        kwargs={"engine": clean_db, "settings": fast, "on_usage_changed": changed.append},
+    )
+    thread.start()
+    try:
+        for _ in range(200):
+            if _events(clean_db, "usage.rollup.completed"):
+                break
+            stop.wait(0.05)
+    finally:
+        stop.set()
+        thread.join(10)
+    assert not thread.is_alive()
+    assert len(_events(clean_db, "usage.rollup.completed")) == 1
+    assert changed  # the hook heard about the tenant whose usage changed

@@ -18,8 +18,10 @@ Rules for a record:
   ``INGEST_MAX_CLOCK_SKEW_SECONDS`` and not older than ``USAGE_RAW_RETENTION_DAYS`` (a day
   whose raw rows were already removed cannot be rolled up again).
 
-On PostgreSQL the batch is copied (``COPY``) into a temporary table and inserted with one
-``INSERT … SELECT … ON CONFLICT DO NOTHING``; on SQLite with ``INSERT OR IGNORE``.
+On PostgreSQL the batch is copied (binary ``COPY``) straight into ``agent_requests`` inside a
+savepoint; when that meets a request id already stored (a retried batch), the savepoint is
+rolled back and the batch goes through a temporary table and one ``INSERT … SELECT … ON
+CONFLICT DO NOTHING``. On SQLite: ``INSERT OR IGNORE``.
 """
 
 from __future__ import annotations
