@@ -302,3 +302,39 @@ def test_rollup_on_sqlite(tmp_path: Any, dialect: str) -> None:
         r.created_at for r in reqs if r.agent_id == agent_ids[0]
     )
     engine.dispose()
+
+
+def test_concurrent_rollups_do_not_collide(clean_db: Engine, settings: Any) -> None:
+    import threading
+
+    from alquimista_ops.core.db import create_db_engine
+
+    tenants, agent_ids = _setup(clean_db, tenants=2)
+    reqs = [
+        _req(f"c{i}", tenants[i % 2], agent_ids[i % 3], BASE_DAY + timedelta(days=i % 3))
+        for i in range(300)
+    ]
+    _ingest(clean_db, reqs)
+    engines = [create_db_engine(settings) for _ in range(3)]
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(3)
+
+    def run(engine: Engine) -> None:
+        try:
+            barrier.wait()
+            with engine.begin() as conn:  # one transaction over the range, as a command does
+                rollup_range(conn, BASE_DAY, BASE_DAY + timedelta(days=2))
+            rollup_days(engine, BASE_DAY, BASE_DAY + timedelta(days=2))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(e,)) for e in engines]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for e in engines:
+        e.dispose()
+    assert errors == []
+    with clean_db.connect() as conn:
+        assert stored_rollup(conn) == expected_rollup(reqs, agent_prices(conn))

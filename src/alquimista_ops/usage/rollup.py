@@ -36,7 +36,7 @@ from alquimista_ops.core.types import UTCDateTime
 
 SCRATCH = "usage_rollup_scratch"
 PAIRS = "usage_rollup_pairs"
-# First key of the two-integer advisory locks taken per rolled-up day on PostgreSQL.
+# Transaction-level advisory lock key of every rollup on PostgreSQL (see _lock_rollups).
 ROLLUP_LOCK_KEY = 0x0A15_0005
 
 
@@ -126,7 +126,7 @@ _COST = "ROUND(s.tokens * a.price_per_1k_tokens_usd / 1000, 6)"
 def rollup_day(conn: Connection, day: date, *, tenant_id: uuid.UUID | None = None) -> RollupResult:
     """Rebuild the rollup rows of one UTC day (optionally of one tenant only)."""
     params = _params(day, tenant_id)
-    _lock_day(conn, day)
+    _lock_rollups(conn)
     _drop_scratch(conn)
     conn.execute(
         _text(
@@ -201,17 +201,17 @@ def rollup_day(conn: Connection, day: date, *, tenant_id: uuid.UUID | None = Non
     )
 
 
-def _lock_day(conn: Connection, day: date) -> None:
-    """Serialise two rollups of the same day (scheduler and a RECOMPUTE_USAGE command).
+def _lock_rollups(conn: Connection) -> None:
+    """Serialise rollups across processes (the scheduler, ``aggregate``, RECOMPUTE_USAGE).
 
-    PostgreSQL: a transaction-level advisory lock keyed by the day. SQLite: every write
-    transaction already holds the database write lock (``BEGIN IMMEDIATE``).
+    PostgreSQL: one transaction-level advisory lock for every rollup. Two rollups of the same day
+    would otherwise collide on the day's rows, and two rollups of different days update the same
+    ``tenant_agents`` rows in an unspecified order (a deadlock). Per-day transactions are short,
+    so a waiting rollup waits little. SQLite: every write transaction already holds the database
+    write lock (``BEGIN IMMEDIATE``).
     """
     if conn.dialect.name == "postgresql":
-        conn.execute(
-            sa.text("SELECT pg_advisory_xact_lock(:key, :day)"),
-            {"key": ROLLUP_LOCK_KEY, "day": day.toordinal()},
-        )
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": ROLLUP_LOCK_KEY})
 
 
 def _as_uuid(value: Any) -> uuid.UUID:
