@@ -70,7 +70,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--rows", type=int, default=env_int("BENCH_ROWS", 10_000_000))
     p.add_argument("--tenants", type=int, default=env_int("BENCH_TENANTS", 2_000))
     p.add_argument("--agents-per-tenant", type=int, default=env_int("BENCH_AGENTS_PER_TENANT", 5))
-    p.add_argument("--repeats", type=int, default=env_int("BENCH_REPEATS", 3))
+    p.add_argument("--repeats", type=int, default=env_int("BENCH_REPEATS", 5))
     p.add_argument("--http-records", type=int, default=env_int("BENCH_HTTP_RECORDS", 100_000))
     p.add_argument("--cli-records", type=int, default=env_int("BENCH_CLI_RECORDS", 500_000))
     p.add_argument("--port", type=int, default=env_int("BENCH_PORT", 8040))
@@ -313,14 +313,18 @@ def main() -> None:
             "(indexes rebuilt, analysed)"
         )
 
-        time_bare(engine, day)  # warm the cache once
+        time_bare(engine, day)  # warm the cache once (and the rollup's code paths)
+        time_rollup(engine, day)
         bare, rollup = [], []
         result = None
-        for _ in range(args.repeats):
-            bare.append(time_bare(engine, day))
+        for i in range(args.repeats):  # interleaved, alternating which goes first
+            if i % 2:
+                bare.append(time_bare(engine, day))
             reset_rollup(engine, day)
             elapsed, result = time_rollup(engine, day)
             rollup.append(elapsed)
+            if not i % 2:
+                bare.append(time_bare(engine, day))
         rerun, _ = time_rollup(engine, day)
         assert result is not None and result.rows_read == args.rows
         b, r = statistics.median(bare), statistics.median(rollup)
@@ -328,7 +332,10 @@ def main() -> None:
         say(f"first rollup of the day: median {r:.3f} s  (runs: {runs(rollup)})")
         say(f"  rows read {result.rows_read:,}, daily rows written {result.rows_written:,}")
         say(f"re-run of the same day (rows already there): {rerun:.3f} s")
-        say(f"rollup / bare = {r / b:.2f}  (target ≤ 1.20)  {'OK' if r / b <= 1.2 else 'MISSED'}")
+        say(
+            f"rollup / bare = {r / b:.2f} by medians, {min(rollup) / min(bare):.2f} by best runs "
+            f"(target ≤ 1.20)  {'OK' if r / b <= 1.2 else 'MISSED'}"
+        )
 
         with engine.begin() as conn:
             _info, key = create_service_key(conn, "bench")
