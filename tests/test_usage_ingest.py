@@ -333,3 +333,10 @@ def test_cli_service_keys(clean_db: Engine, cli_env: CliRunner) -> None:
     assert cli_env.invoke(app, ["service-keys", "revoke", "--name", "cli-key"]).exit_code == 0
     assert "revoked" in cli_env.invoke(app, ["service-keys", "list"]).output
     truncate_data(clean_db)
+
+
+def test_ingestion_route_is_in_the_openapi_document(client: TestClient) -> None:
+    document = client.get("/openapi.json").json()
+    operation = document["paths"][URL]["post"]
+    content = operation["requestBody"]["content"]
+    assert {"application/json", "application/x-ndjson"} <= set(content)
