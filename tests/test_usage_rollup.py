@@ -338,3 +338,17 @@ def test_concurrent_rollups_do_not_collide(clean_db: Engine, settings: Any) -> N
     assert errors == []
     with clean_db.connect() as conn:
         assert stored_rollup(conn) == expected_rollup(reqs, agent_prices(conn))
+
+
+def test_process_wide_usage_hook_hears_changed_tenants(clean_db: Engine) -> None:
+    from alquimista_ops.usage.jobs import set_usage_changed_hook
+
+    (t0, _t1), agent_ids = _setup(clean_db, tenants=2)
+    _ingest(clean_db, [_req("h1", t0, agent_ids[0], BASE_DAY)])
+    heard: list[set[uuid.UUID]] = []
+    set_usage_changed_hook(lambda ids: heard.append(set(ids)))
+    try:
+        rollup_days(clean_db, BASE_DAY, BASE_DAY + timedelta(days=1))
+    finally:
+        set_usage_changed_hook(None)
+    assert heard == [{t0}]  # one day had data; t1 had nothing to change

@@ -3,8 +3,8 @@ and the usage-changed hook called after commit.
 
 Cache invalidation hook: every job here takes ``on_usage_changed``, a callable receiving the
 ids of the tenants whose usage figures changed (called after the transactions committed,
-never inside them). The default does nothing; a process wires its own through
-``runtime.extras["on_usage_changed"]`` (see ``usage_changed_hook``).
+never inside them). Without one, the process-wide hook registered with
+``set_usage_changed_hook`` is used (a no-op until a process registers one).
 """
 
 from __future__ import annotations
@@ -32,18 +32,32 @@ def no_usage_hook(_tenant_ids: Collection[uuid.UUID]) -> None:
     """Default hook: nothing to invalidate."""
 
 
+_process_hook: UsageChangedHook = no_usage_hook
+
+
+def set_usage_changed_hook(hook: UsageChangedHook | None) -> None:
+    """Register the process-wide hook used when a job is given none (e.g. cache invalidation,
+    wired once at process start: HTTP app, worker, CLI)."""
+    global _process_hook
+    _process_hook = hook or no_usage_hook
+
+
+def current_usage_hook() -> UsageChangedHook:
+    return _process_hook
+
+
 def usage_changed_hook(runtime: Any) -> UsageChangedHook:
-    """The hook a process registered in ``runtime.extras["on_usage_changed"]`` (or a no-op)."""
+    """``runtime.extras["on_usage_changed"]`` when set, else the process-wide hook."""
     extras = getattr(runtime, "extras", None) or {}
     hook = extras.get("on_usage_changed")
-    return hook if callable(hook) else no_usage_hook
+    return hook if callable(hook) else current_usage_hook()
 
 
-def _notify(hook: UsageChangedHook, tenant_ids: Collection[uuid.UUID]) -> None:
+def _notify(hook: UsageChangedHook | None, tenant_ids: Collection[uuid.UUID]) -> None:
     if not tenant_ids:
         return
     try:
-        hook(tenant_ids)
+        (hook or current_usage_hook())(tenant_ids)
     except Exception:  # a cache that is down must never fail the job
         log.exception("usage-changed hook failed")
 
@@ -54,7 +68,7 @@ def rollup_days(
     end: date,
     *,
     tenant_id: uuid.UUID | None = None,
-    on_usage_changed: UsageChangedHook = no_usage_hook,
+    on_usage_changed: UsageChangedHook | None = None,
     progress: Callable[[date], None] | None = None,
 ) -> RollupResult:
     """Roll up ``[start, end]``, committing after each day (short transactions)."""
@@ -89,7 +103,7 @@ def apply_retention(
     today: date,
     retention_days: int,
     *,
-    on_usage_changed: UsageChangedHook = no_usage_hook,
+    on_usage_changed: UsageChangedHook | None = None,
     max_days: int = 400,
 ) -> RetentionResult:
     """Delete raw rows of days older than ``today - retention_days``, each day rolled up first
@@ -136,7 +150,7 @@ def run_rollup_job(
     trigger: str,
     tenant_id: uuid.UUID | None = None,
     retention: tuple[date, int] | None = None,
-    on_usage_changed: UsageChangedHook = no_usage_hook,
+    on_usage_changed: UsageChangedHook | None = None,
     progress: Callable[[date], None] | None = None,
 ) -> JobReport:
     """Roll up a range (and apply retention when given ``(today, days)``), recording a system

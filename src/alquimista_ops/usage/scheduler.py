@@ -42,7 +42,6 @@ from alquimista_ops.usage.jobs import (
     JOB_NAME,
     JobReport,
     UsageChangedHook,
-    no_usage_hook,
     run_rollup_job,
 )
 
@@ -85,7 +84,7 @@ class DailyRollupScheduler:
         settings: Settings,
         *,
         owner: str | None = None,
-        on_usage_changed: UsageChangedHook = no_usage_hook,
+        on_usage_changed: UsageChangedHook | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.engine = engine
@@ -232,7 +231,7 @@ def run_scheduler_loop(
     *,
     engine: Engine | None = None,
     settings: Settings | None = None,
-    on_usage_changed: UsageChangedHook = no_usage_hook,
+    on_usage_changed: UsageChangedHook | None = None,
 ) -> None:
     """Tick until ``stop_event`` is set (for a worker thread). Errors are logged, never raised:
     a database that is down is retried on the next tick. Without ``engine``/``settings`` the
@@ -251,7 +250,7 @@ def _loop(
     stop_event: threading.Event,
     engine: Engine,
     settings: Settings,
-    on_usage_changed: UsageChangedHook,
+    on_usage_changed: UsageChangedHook | None,
 ) -> None:
     scheduler = DailyRollupScheduler(engine, settings, on_usage_changed=on_usage_changed)
     while not stop_event.is_set():
