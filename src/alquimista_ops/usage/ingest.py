@@ -317,6 +317,8 @@ def insert_rows(conn: Connection, rows: Sequence[Row]) -> int:
     """Insert validated rows, skipping request ids already stored; returns rows inserted."""
     if not rows:
         return 0
+    if conn.dialect.name == "sqlite":
+        return _insert_sqlite(conn, rows)
     if conn.dialect.name != "postgresql":
         result = conn.execute(
             sa.insert(agent_requests).prefix_with("OR IGNORE"),
@@ -353,6 +355,35 @@ def insert_rows(conn: Connection, rows: Sequence[Row]) -> int:
         inserted = cur.rowcount
         cur.execute(f"DROP TABLE {_TMP}")
     return int(inserted)
+
+
+def _insert_sqlite(conn: Connection, rows: Sequence[Row]) -> int:
+    """``INSERT OR IGNORE`` through the driver, with values in the storage formats SQLAlchemy
+    uses on SQLite (UUID as 32 hex digits, naive UTC ``YYYY-MM-DD HH:MM:SS.ffffff``)."""
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    cur = driver.cursor()
+    try:
+        cur.executemany(
+            f"INSERT OR IGNORE INTO agent_requests ({', '.join(_COLUMNS)}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                (
+                    rid,
+                    tenant.hex,
+                    agent.hex,
+                    status,
+                    rt,
+                    tokens,
+                    created.strftime("%Y-%m-%d %H:%M:%S.%f"),
+                    day.isoformat(),
+                )
+                for rid, tenant, agent, status, rt, tokens, created, day in rows
+            ),
+        )
+        return int(cur.rowcount)
+    finally:
+        cur.close()
 
 
 def _copy_rows(cur: Any, table: str, rows: Sequence[Row]) -> None:
