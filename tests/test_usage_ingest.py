@@ -340,3 +340,32 @@ def test_ingestion_route_is_in_the_openapi_document(client: TestClient) -> None:
     operation = document["paths"][URL]["post"]
     content = operation["requestBody"]["content"]
     assert {"application/json", "application/x-ndjson"} <= set(content)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["aggregate", "--date", "2026-13-01"],
+        ["aggregate", "--from", "2026-11-01"],
+        ["aggregate", "--from", "2026-11-05", "--to", "2026-11-01"],
+        ["aggregate", "--date", "2026-11-01", "--from", "2026-11-01", "--to", "2026-11-02"],
+        ["aggregate", "--date", "2026-11-01", "--tenant-id", "nope"],
+    ],
+)
+def test_cli_aggregate_refuses_bad_arguments(cli_env: CliRunner, args: list[str]) -> None:
+    from alquimista_ops.cli import app
+
+    result = cli_env.invoke(app, args)
+    assert result.exit_code == 2, result.output
+
+
+def test_cli_scheduler_once(clean_db: Engine, cli_env: CliRunner) -> None:
+    from alquimista_ops.cli import app
+
+    early = cli_env.invoke(app, ["scheduler", "--once", "--now", "2026-11-29T01:30:00"])
+    assert early.exit_code == 0 and "not_due" in early.stdout
+    ran = cli_env.invoke(app, ["scheduler", "--once", "--now", "2026-11-29T02:30:00+00:00"])
+    assert ran.exit_code == 0, ran.output
+    assert ran.stdout.startswith("ran (2026-11-29)")
+    again = cli_env.invoke(app, ["scheduler", "--once", "--now", "2026-11-29T03:30:00"])
+    assert "already_done" in again.stdout
