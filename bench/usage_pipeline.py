@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -275,6 +276,7 @@ def bench_http(db_url: str, key: str, lines: list[bytes], port: int) -> tuple[fl
     finally:
         server.terminate()
         server.wait(10)
+        shutil.rmtree(env["VAR_DIR"], ignore_errors=True)
     return elapsed, accepted
 
 
@@ -297,6 +299,7 @@ def bench_cli(db_url: str, lines: list[bytes]) -> tuple[float, str]:
         elapsed = time.perf_counter() - started
     finally:
         os.unlink(path)
+        shutil.rmtree(env["VAR_DIR"], ignore_errors=True)
     return elapsed, done.stdout.strip().splitlines()[0]
 
 
