@@ -6,8 +6,9 @@ STAMP_DEV := $(VENV)/.installed-dev
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
+CDK_ENV ?= dev
 
-.PHONY: run test lint typecheck bench clean
+.PHONY: run test lint typecheck bench clean synth
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,12 +29,19 @@ test: $(STAMP_DEV)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP_DEV)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench infra
+	$(BIN)/ruff format --check src tests bench infra
 	$(BIN)/mypy
 
 bench: $(STAMP_DEV)
 	$(BIN)/python bench/run_all.py
+
+# issue 7: synthesize the AWS stack with the CDK command line (installed locally by npm);
+# the Lambda code is bundled locally with pip (no Docker).
+synth: $(STAMP_DEV)
+	cd infra && npm install --no-audit --no-fund --silent
+	cd infra && JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1 npx cdk synth \
+		OperationalDashboardStack-$(CDK_ENV) --context env=$(CDK_ENV) --no-notices -q
 
 clean:
 	rm -rf $(VENV) var/*.db

@@ -102,6 +102,8 @@ def make_settings(tmp: Path, database_url: str, **overrides: Any) -> Settings:
         "REDIS_URL": TEST_REDIS_URL,
         "CACHE_PREFIX": f"opdash-test-{uuid.uuid4().hex[:8]}",
         "LOG_LEVEL": "WARNING",
+        # issue 3: the suite is not throttled (rate-limit tests build their own app).
+        "RATE_LIMIT_ENABLED": "false",
     }
     values.update(overrides)
     return Settings(**values)
@@ -168,20 +170,24 @@ def truncate_data(engine: Engine) -> None:
 
 
 @pytest.fixture
-def clean_db(engine: Engine) -> Iterator[Engine]:
-    """For tests that write: the data tables are emptied after the test."""
+def clean_db(engine: Engine, runtime: Runtime) -> Iterator[Engine]:
+    """For tests that write: the data tables (and the read cache) are emptied after the test."""
     truncate_data(engine)
+    runtime.cache.invalidate_all()
     yield engine
     truncate_data(engine)
+    runtime.cache.invalidate_all()
 
 
 @pytest.fixture(scope="module")
-def demo_data(engine: Engine) -> Iterator[demo.SeedReport]:
+def demo_data(engine: Engine, runtime: Runtime) -> Iterator[demo.SeedReport]:
     """A small seeded data set shared (read-only) by the tests of one module."""
     truncate_data(engine)
     report = demo.seed(engine, demo.SeedOptions(tenants=8, days=40, seed=7, today=SEED_TODAY))
+    runtime.cache.invalidate_all()
     yield report
     truncate_data(engine)
+    runtime.cache.invalidate_all()
 
 
 def issue_token(

@@ -11,17 +11,25 @@ from fastapi.middleware.cors import CORSMiddleware
 from alquimista_ops import __version__
 from alquimista_ops.agents.api import router as agents_router
 from alquimista_ops.auth.api import router as auth_router
+from alquimista_ops.billing.api import router as billing_router
+from alquimista_ops.commands.api import router as commands_router
+from alquimista_ops.commands.inprocess import start_inprocess_worker, stop_inprocess_worker
 from alquimista_ops.core.errors import install_error_handlers
 from alquimista_ops.core.health import router as health_router
 from alquimista_ops.core.logging import configure_logging
 from alquimista_ops.core.middleware import RequestContextMiddleware
+from alquimista_ops.core.openapi import install_openapi
+from alquimista_ops.core.ratelimit import RateLimitMiddleware
 from alquimista_ops.core.runtime import Runtime, build_runtime
 from alquimista_ops.core.settings import Settings, get_settings
 from alquimista_ops.incidents.api import router as incidents_router
 from alquimista_ops.integrations.api import router as integrations_router
 from alquimista_ops.tenants.api import router as tenants_router
+from alquimista_ops.tenants.internal_api import router as internal_tenants_router
 from alquimista_ops.usage.api import router as usage_router
 from alquimista_ops.usage.ingest_api import router as ingest_router
+from alquimista_ops.usage.internal_api import router as internal_usage_router
+from alquimista_ops.usage.jobs import set_usage_changed_hook
 
 API_ROUTERS = (
     health_router,
@@ -32,6 +40,10 @@ API_ROUTERS = (
     usage_router,
     incidents_router,
     ingest_router,
+    commands_router,
+    internal_tenants_router,
+    internal_usage_router,
+    billing_router,
 )
 
 
@@ -39,10 +51,14 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     settings = settings or (runtime.settings if runtime else get_settings())
     owns_runtime = runtime is None
     runtime = runtime or build_runtime(settings)
+    # Rollups run in this process (in-process worker, RECOMPUTE_USAGE) invalidate its cache.
+    set_usage_changed_hook(runtime.cache.invalidate_usage)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        command_worker = start_inprocess_worker(runtime)  # issue 4: SQLite only
         yield
+        stop_inprocess_worker(runtime, command_worker)
         if owns_runtime:
             runtime.close()
 
@@ -55,6 +71,12 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     install_error_handlers(app)
     for router in API_ROUTERS:
         app.include_router(router)
+    if settings.enable_operational_dashboard:
+        from alquimista_ops.web.setup import install_web
+
+        install_web(app)
+    install_openapi(app)  # issue 3: error responses and bearer security in the document
+    app.add_middleware(RateLimitMiddleware)  # issue 3: inside CORS and the request context
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

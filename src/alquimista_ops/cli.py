@@ -11,7 +11,10 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from alquimista_ops.aws import cli as aws_cli
+from alquimista_ops.commands.cli import worker_command
 from alquimista_ops.core import migrate
+from alquimista_ops.core.cache import build_cache
 from alquimista_ops.core.db import create_db_engine
 from alquimista_ops.core.errors import AppError
 from alquimista_ops.core.settings import get_settings
@@ -27,6 +30,9 @@ app.add_typer(demo_app, name="demo")
 app.add_typer(groups_app, name="groups")
 app.add_typer(users_app, name="users")
 usage_cli.register(app)  # issue 5: ingest, aggregate, scheduler, service-keys
+app.add_typer(aws_cli.deploy_app, name="deploy")  # issue 7
+app.command("smoke-test")(aws_cli.smoke_test)  # issue 7
+app.command("worker")(worker_command)  # issue 4
 
 console = Console(stderr=True)
 
@@ -127,6 +133,7 @@ def demo_seed(
             progress,
         )
     elapsed = time.perf_counter() - started
+    build_cache(get_settings()).invalidate_all()  # issue 3: no cached answer outlives a reseed
     for table, count in report.counts.items():
         typer.echo(f"{table:<22} {count:>10,}")
     typer.echo(f"seeded in {elapsed:.1f} s")
@@ -144,9 +151,18 @@ def demo_accounts() -> None:
 
 # -- identity --------------------------------------------------------------------------------
 @groups_app.command("setup")
-def groups_setup() -> None:
-    """Create the four groups (built-in identity provider)."""
+def groups_setup(
+    cognito: Annotated[bool, typer.Option("--cognito", help="In the Cognito user pool")] = False,
+    user_pool_id: Annotated[str | None, typer.Option(help="Default: COGNITO_USER_POOL_ID")] = None,
+) -> None:
+    """Create the four groups (built-in identity provider, or Cognito with --cognito)."""
     from alquimista_ops.auth.service import setup_groups
+
+    if cognito:
+        from alquimista_ops.aws.cli import groups_setup_cognito
+
+        groups_setup_cognito(get_settings(), user_pool_id)
+        return
 
     with _engine().begin() as conn:
         for name, created in setup_groups(conn):
@@ -160,6 +176,9 @@ def users_create(
     group: Annotated[str, typer.Option()],
     tenant_id: Annotated[str | None, typer.Option()] = None,
     password: Annotated[str | None, typer.Option()] = None,
+    cognito: Annotated[bool, typer.Option("--cognito", help="In the Cognito user pool")] = False,
+    user_pool_id: Annotated[str | None, typer.Option(help="Default: COGNITO_USER_POOL_ID")] = None,
+    invite: Annotated[bool, typer.Option(help="Cognito: e-mail the invitation")] = True,
 ) -> None:
     """Create a user (and, for a tenant group, its tenant_users row)."""
     from alquimista_ops.auth.service import create_local_user
@@ -168,6 +187,20 @@ def users_create(
         tenant = uuid.UUID(tenant_id) if tenant_id else None
     except ValueError:
         _fail(f"--tenant-id is not a UUID: {tenant_id}", 2)
+        return
+    if cognito:  # --password is then Cognito's temporary password
+        from alquimista_ops.aws.cli import users_create_cognito
+
+        users_create_cognito(
+            get_settings(),
+            user_pool_id,
+            email=email,
+            name=name,
+            group=group,
+            tenant_id=tenant,
+            temporary_password=password,
+            send_invitation=invite,
+        )
         return
     try:
         with _engine().begin() as conn:

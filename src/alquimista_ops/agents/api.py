@@ -1,13 +1,16 @@
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
+from fastapi.responses import Response
 
 from alquimista_ops.agents import service
 from alquimista_ops.agents.schemas import TenantAgents
 from alquimista_ops.auth.deps import TenantScopeDep
+from alquimista_ops.core.cache import tenant_scope
 from alquimista_ops.core.deps import DbDep
+from alquimista_ops.core.http_cache import CacheDep, cached_json
 
 router = APIRouter(tags=["tenant"])
 
@@ -16,6 +19,14 @@ router = APIRouter(tags=["tenant"])
 def tenant_agents(
     conn: DbDep,
     scope: TenantScopeDep,
+    cache: CacheDep,
     status: Annotated[Literal["active", "inactive", "error", "all"], Query()] = "active",
-) -> dict[str, Any]:
-    return service.tenant_agents(conn, scope, status)
+) -> Response:
+    return cached_json(
+        cache,
+        "tenant_agents",
+        tenant_scope(scope.tenant_id),
+        {"status": status},
+        TenantAgents,
+        lambda: service.tenant_agents(conn, scope, status),
+    )

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Form
 from pydantic import BaseModel
 
 from alquimista_ops.auth import service
 from alquimista_ops.core.deps import DbDep, RuntimeDep
-from alquimista_ops.core.errors import NotFound, ValidationFailed
+from alquimista_ops.core.errors import NotFound
+from alquimista_ops.core.strict import strict_query
 
 router = APIRouter(tags=["auth"])
 
@@ -37,16 +38,19 @@ def issuer_jwks(runtime: RuntimeDep) -> dict[str, Any]:
     return _jwks(runtime)
 
 
-@router.post("/auth/token", response_model=TokenResponse, summary="Sign in (OAuth2 password)")
+@router.post(
+    "/auth/token",
+    response_model=TokenResponse,
+    summary="Sign in (OAuth2 password)",
+    dependencies=[strict_query()],
+)
 def token(
     runtime: RuntimeDep,
     conn: DbDep,
-    username: Annotated[str, Form(max_length=254)],
-    password: Annotated[str, Form(max_length=1024)],
-    grant_type: Annotated[str | None, Form()] = None,
+    username: Annotated[str, Form(min_length=1, max_length=254)],
+    password: Annotated[str, Form(min_length=1, max_length=1024)],
+    grant_type: Annotated[Literal["password"], Form()] = "password",
 ) -> dict[str, Any]:
     if runtime.idp is None:
         raise NotFound("The built-in identity provider is disabled (AUTH_MODE=cognito)")
-    if grant_type not in (None, "password"):
-        raise ValidationFailed("grant_type must be 'password'", details={"field": "grant_type"})
     return service.sign_in(conn, runtime.idp, username, password)

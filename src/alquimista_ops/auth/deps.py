@@ -7,12 +7,14 @@ Tenant scoping lives here and only here: ``TenantScopeDep`` resolves which tenan
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from dataclasses import dataclass
 from typing import Annotated
 
 import sqlalchemy as sa
 from fastapi import Depends, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Connection
 
 from alquimista_ops.auth.principal import Principal
@@ -32,10 +34,37 @@ def bearer_token(request: Request) -> str | None:
     return None
 
 
-def get_principal(request: Request, runtime: RuntimeDep) -> Principal:
-    token = bearer_token(request)
-    if token is None:
-        token = request.cookies.get("opdash_session")
+SESSION_COOKIE = "opdash_session"
+CSRF_COOKIE = "opdash_csrf"
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def session_token(request: Request) -> str | None:
+    """The session cookie of the web pages. Unsafe methods also need the CSRF header
+    (double submit: it must equal the CSRF cookie), so a cross-site form cannot use it."""
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    if request.method not in SAFE_METHODS:
+        expected = request.cookies.get(CSRF_COOKIE)
+        given = request.headers.get(CSRF_HEADER)
+        if not expected or not given or not secrets.compare_digest(expected, given):
+            raise Forbidden("Missing or invalid CSRF token", code="CSRF_FAILED")
+    return token
+
+
+# Declares the bearer scheme in the OpenAPI document (every route that authenticates carries it);
+# the header itself is read and verified below.
+bearer_scheme = HTTPBearer(auto_error=False, scheme_name="bearerAuth")
+
+
+def get_principal(
+    request: Request,
+    runtime: RuntimeDep,
+    _declared: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)] = None,
+) -> Principal:
+    token = bearer_token(request) or session_token(request)
     if not token:
         raise Unauthorized("Authentication required")
     principal = runtime.verifier.verify(token)

@@ -33,7 +33,7 @@ class LocalIdentityProvider:
 
     def _sign(self, claims: dict[str, Any]) -> str:
         return jwt.encode(
-            claims, self.key.private_pem, algorithm="RS256", headers={"kid": self.key.kid}
+            claims, self.key.private_key, algorithm="RS256", headers={"kid": self.key.kid}
         )
 
     def issue_tokens(self, account: LocalAccount, now: int | None = None) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import re
 import secrets
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -77,6 +78,8 @@ def create_tenant_user_row(
     email: str,
     full_name: str,
     group: str,
+    row_id: uuid.UUID | None = None,
+    now: datetime | None = None,
 ) -> None:
     """The ``tenant_users`` row linking an identity-provider user to its tenant."""
     duplicate = conn.execute(
@@ -86,10 +89,10 @@ def create_tenant_user_row(
     ).first()
     if duplicate:
         raise Conflict(f"{email} is already a user of this tenant", details={"field": "email"})
-    now = utcnow()
+    now = now or utcnow()
     conn.execute(
         sa.insert(tenant_users).values(
-            id=uuid.uuid4(),
+            id=row_id or uuid.uuid4(),
             tenant_id=tenant_id,
             cognito_sub=sub,
             email=email,
@@ -110,8 +113,15 @@ def create_local_user(
     group: str,
     tenant_id: uuid.UUID | None = None,
     password: str | None = None,
+    account_id: uuid.UUID | None = None,
+    tenant_user_id: uuid.UUID | None = None,
+    now: datetime | None = None,
 ) -> tuple[LocalAccount, str]:
-    """Create a local account (and its tenant_users row); returns it and its password."""
+    """Create a local account (and its tenant_users row); returns it and its password.
+
+    ``account_id``, ``tenant_user_id`` and ``now`` are for deterministic data (the demo seed);
+    by default the ids are random and the timestamps the current time.
+    """
     email = normalize_email(email)
     full_name = full_name.strip()
     if not full_name:
@@ -124,8 +134,8 @@ def create_local_user(
         raise ValidationFailed(
             "Passwords need at least 8 characters", details={"field": "password"}
         )
-    account = LocalAccount(uuid.uuid4(), email, full_name, group, tenant_id)
-    now = utcnow()
+    account = LocalAccount(account_id or uuid.uuid4(), email, full_name, group, tenant_id)
+    now = now or utcnow()
     repository.insert_account(
         conn,
         {
@@ -148,6 +158,8 @@ def create_local_user(
             email=email,
             full_name=full_name,
             group=group,
+            row_id=tenant_user_id,
+            now=now,
         )
     return account, password
 

@@ -1,7 +1,7 @@
 """Seam for building the PostgreSQL URL from the Aurora secret (AURORA_SECRET_ARN).
 
-The Secrets Manager lookup itself is implemented by the AWS adapter; until then the seam
-refuses clearly instead of guessing.
+The Secrets Manager lookup lives in the AWS adapter (``alquimista_ops.aws.aurora``, needs the
+``aws`` extra); it is imported only when the setting is used.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ if TYPE_CHECKING:
 
 
 def database_url_from_secret(settings: Settings) -> str:
-    raise RuntimeError(
-        "AURORA_SECRET_ARN is set but building the database URL from Secrets Manager is not "
-        "available in this build; set DATABASE_URL instead"
-    )
+    from alquimista_ops.aws import aurora
+
+    return aurora.database_url_from_secret(settings)

@@ -11,7 +11,9 @@ from sqlalchemy.engine import Engine
 from alquimista_ops.auth.keys import load_or_create_key
 from alquimista_ops.auth.local_idp import LocalIdentityProvider
 from alquimista_ops.auth.verifier import JwksCache, TokenVerifier, http_jwks_fetcher
+from alquimista_ops.core.cache import Cache, build_cache
 from alquimista_ops.core.db import create_db_engine
+from alquimista_ops.core.ratelimit import RateLimiter, build_rate_limiter
 from alquimista_ops.core.settings import Settings, get_settings
 
 
@@ -21,10 +23,14 @@ class Runtime:
     engine: Engine
     verifier: TokenVerifier
     idp: LocalIdentityProvider | None
+    # issue 3: the read cache and the rate limiter of this process.
+    cache: Cache = field(default_factory=lambda: Cache(None, namespace="opdash:off"))
+    rate_limiter: RateLimiter | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
     def close(self) -> None:
         self.engine.dispose()
+        self.cache.close()
 
 
 def build_runtime(settings: Settings | None = None, engine: Engine | None = None) -> Runtime:
@@ -47,4 +53,14 @@ def build_runtime(settings: Settings | None = None, engine: Engine | None = None
         client_id=settings.client_id,
         jwks=JwksCache(fetcher, settings.jwks_refresh_interval_seconds),
     )
-    return Runtime(settings=settings, engine=engine, verifier=verifier, idp=idp)
+    cache = build_cache(settings)
+    runtime = Runtime(
+        settings=settings,
+        engine=engine,
+        verifier=verifier,
+        idp=idp,
+        cache=cache,
+        rate_limiter=build_rate_limiter(settings, cache.redis_client),
+    )
+    runtime.extras.setdefault("readiness_probes", {})["cache"] = cache.readiness
+    return runtime

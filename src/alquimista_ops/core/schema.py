@@ -369,3 +369,69 @@ DASHBOARD_TABLES = (
     "tenant_agents",
     "tenant_users",
 )
+
+
+# -- issue 3: usage totals (per tenant, per agent, platform) per day --------------------------
+# Derived from ``tenant_usage_daily`` by ``usage.totals.refresh_usage_totals`` (called by the
+# daily rollup and the demo seed), so that staff overviews over 2,000 tenants x 365 days read a
+# few thousand rows instead of millions. ``response_ms_weighted`` is
+# sum(avg_response_time_ms * total_requests), so averages stay request-weighted.
+def _usage_total_columns() -> list[sa.Column[object]]:
+    return [
+        sa.Column("total_requests", sa.BigInteger(), nullable=False),
+        sa.Column("successful_requests", sa.BigInteger(), nullable=False),
+        sa.Column("failed_requests", sa.BigInteger(), nullable=False),
+        sa.Column("response_ms_weighted", sa.Numeric(24, 2), nullable=False),
+        sa.Column("total_tokens_used", sa.BigInteger(), nullable=False),
+        sa.Column("total_cost_usd", sa.Numeric(18, 6), nullable=False),
+    ]
+
+
+tenant_usage_totals = sa.Table(
+    "tenant_usage_totals",
+    metadata,
+    sa.Column(
+        "tenant_id",
+        UUIDType,
+        sa.ForeignKey("tenants.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("date", sa.Date(), primary_key=True),
+    *_usage_total_columns(),
+    # Covering index: ranking tenants over a period is an index-only scan on PostgreSQL.
+    sa.Index(None, "date", "tenant_id", postgresql_include=["total_requests"]),
+)
+
+agent_usage_totals = sa.Table(
+    "agent_usage_totals",
+    metadata,
+    sa.Column("agent_id", UUIDType, sa.ForeignKey("agents.id"), primary_key=True),
+    sa.Column("date", sa.Date(), primary_key=True),
+    *_usage_total_columns(),
+    sa.Column("tenants_with_usage", sa.Integer(), nullable=False),
+    sa.Index(None, "date"),
+)
+
+platform_usage_totals = sa.Table(
+    "platform_usage_totals",
+    metadata,
+    sa.Column("date", sa.Date(), primary_key=True),
+    *_usage_total_columns(),
+    sa.Column("tenants_with_usage", sa.Integer(), nullable=False),
+)
+
+# Requests per tenant per calendar month (``month`` = its first day): ranking tenants over long
+# periods reads whole months here and only the partial months from ``tenant_usage_totals``.
+tenant_usage_monthly = sa.Table(
+    "tenant_usage_monthly",
+    metadata,
+    sa.Column(
+        "tenant_id",
+        UUIDType,
+        sa.ForeignKey("tenants.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("month", sa.Date(), primary_key=True),
+    sa.Column("total_requests", sa.BigInteger(), nullable=False),
+    sa.Index(None, "month", "tenant_id", postgresql_include=["total_requests"]),
+)

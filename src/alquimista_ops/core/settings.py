@@ -51,6 +51,42 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=5 * 1024 * 1024, alias="MAX_BODY_BYTES")
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
 
+    # Web dashboard (issue 6)
+    cognito_domain: str | None = Field(default=None, alias="COGNITO_DOMAIN")
+    # Issue 4: operational commands and their worker.
+    command_max_attempts: int = Field(default=5, ge=1, le=50, alias="COMMAND_MAX_ATTEMPTS")
+    command_retention_days: int = Field(default=90, ge=1, alias="COMMAND_RETENTION_DAYS")
+    command_lease_seconds: float = Field(default=30.0, gt=0, alias="COMMAND_LEASE_SECONDS")
+    command_poll_interval_seconds: float = Field(
+        default=2.0, gt=0, alias="COMMAND_POLL_INTERVAL_SECONDS"
+    )
+    command_backoff_base_seconds: float = Field(
+        default=2.0, ge=0, alias="COMMAND_BACKOFF_BASE_SECONDS"
+    )
+    command_backoff_max_seconds: float = Field(
+        default=300.0, ge=0, alias="COMMAND_BACKOFF_MAX_SECONDS"
+    )
+    command_batch_size: int = Field(default=100, ge=1, le=1000, alias="COMMAND_BATCH_SIZE")
+    # auto: an in-process worker runs inside `serve`/`dev` when the database is SQLite.
+    command_inprocess_worker: Literal["auto", "on", "off"] = Field(
+        default="auto", alias="COMMAND_INPROCESS_WORKER"
+    )
+    # -- issue 3: cache tuning and rate limiting -----------------------------------------------
+    # Redis socket timeouts (a slow Redis is treated as down) and the back-off after a failure
+    # during which Redis is not tried at all (doubles on repeated failures, up to 12x).
+    cache_timeout_ms: int = Field(default=100, ge=1, le=10_000, alias="CACHE_TIMEOUT_MS")
+    cache_backoff_seconds: float = Field(default=5.0, ge=0, le=600, alias="CACHE_BACKOFF_SECONDS")
+    cache_memory_max_entries: int = Field(default=10_000, ge=1, alias="CACHE_MEMORY_MAX_ENTRIES")
+    # Fixed-window limits per authenticated user and per client address (0 turns one off).
+    rate_limit_enabled: bool = Field(default=True, alias="RATE_LIMIT_ENABLED")
+    rate_limit_per_user: int = Field(default=600, ge=0, alias="RATE_LIMIT_PER_USER")
+    rate_limit_per_address: int = Field(default=1200, ge=0, alias="RATE_LIMIT_PER_ADDRESS")
+    rate_limit_window_seconds: int = Field(
+        default=60, ge=1, le=3600, alias="RATE_LIMIT_WINDOW_SECONDS"
+    )
+    # Take the client address from X-Forwarded-For (only behind a trusted proxy / API gateway).
+    trust_forwarded_for: bool = Field(default=False, alias="TRUST_FORWARDED_FOR")
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:

@@ -21,20 +21,24 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from alquimista_ops.auth.service import create_local_user, setup_groups
-from alquimista_ops.core.bulk import bulk_insert
+from alquimista_ops.core.bulk import bulk_insert, bulk_load, copy_text
 from alquimista_ops.core.clock import utctoday
 from alquimista_ops.core.schema import (
     SEGMENTS,
     agent_requests,
+    agent_usage_totals,
     agents,
     auth_users,
     job_runs,
     operational_commands,
     operational_events,
     plans,
+    platform_usage_totals,
     tenant_agents,
     tenant_integrations,
     tenant_usage_daily,
+    tenant_usage_monthly,
+    tenant_usage_totals,
     tenant_users,
     tenants,
 )
@@ -42,6 +46,7 @@ from alquimista_ops.core.text import fold
 from alquimista_ops.demo import catalogue
 from alquimista_ops.tenants.cnpj import generate as generate_cnpj
 from alquimista_ops.usage.rollup import recompute_agent_counters, rollup_range
+from alquimista_ops.usage.totals import refresh_usage_totals
 
 Progress = Callable[[str, int, int], None]
 
@@ -87,6 +92,10 @@ def is_empty(conn: Connection) -> bool:
 
 
 DATA_TABLES = (
+    agent_usage_totals,
+    platform_usage_totals,
+    tenant_usage_monthly,
+    tenant_usage_totals,
     agent_requests,
     tenant_usage_daily,
     operational_commands,
@@ -339,7 +348,8 @@ def seed(engine: Engine, options: SeedOptions, progress: Progress | None = None)
             )
         domain = _domain(tenant["name"])
         used_emails: set[str] = set()
-        for u_index in range(rng.randint(2, min(8, plan_limits[plan][3]))):
+        # Leave room for the two demo accounts, so no tenant exceeds its plan's user limit.
+        for u_index in range(rng.randint(2, max(2, min(8, plan_limits[plan][3] - 2)))):
             first = rng.choice(catalogue.FIRST_NAMES)
             last = rng.choice(catalogue.LAST_NAMES)
             email = f"{fold(first)}.{fold(last)}@{domain}"
@@ -481,31 +491,15 @@ def seed(engine: Engine, options: SeedOptions, progress: Progress | None = None)
         )
 
     # Usage --------------------------------------------------------------------------------
+    # Each activated agent's history is drawn as numpy columns, then written either as COPY
+    # text (PostgreSQL: one formatted chunk per agent, no per-value conversion calls) or as row
+    # tuples (SQLite), both from the same columns.
+    postgres = engine.dialect.name == "postgresql"
     total_plans = len(usage_plan)
-    daily_columns = [
-        "tenant_id",
-        "agent_id",
-        "date",
-        "total_requests",
-        "successful_requests",
-        "failed_requests",
-        "avg_response_time_ms",
-        "total_tokens_used",
-        "total_cost_usd",
-    ]
-    raw_columns = [
-        "request_id",
-        "tenant_id",
-        "agent_id",
-        "status",
-        "response_time_ms",
-        "tokens_used",
-        "created_at",
-        "day",
-    ]
-    raw_batches: list[list[tuple[Any, ...]]] = []
+    period_days = [period_start + timedelta(days=i) for i in range(options.days + 1)]
+    period_iso = [day.isoformat() for day in period_days]
 
-    def daily_rows() -> Iterator[tuple[Any, ...]]:
+    def usage_blocks() -> Iterator[tuple[_DailyBlock | None, list[_RawBlock]]]:
         for done, (tenant, agent_id, first_day, last_day, error_boost) in enumerate(usage_plan):
             if done % 500 == 0:
                 tell("usage", done, total_plans)
@@ -515,7 +509,6 @@ def seed(engine: Engine, options: SeedOptions, progress: Progress | None = None)
                 continue
             price, (base_latency, base_tokens) = agent_meta[agent_id]
             n = (end - start).days + 1
-            day0 = start.toordinal()
             weekdays = (np.arange(n) + start.weekday()) % 7
             growth = 0.75 + 0.25 * (np.arange(n) + (start - period_start).days) / max(
                 options.days, 1
@@ -527,59 +520,207 @@ def seed(engine: Engine, options: SeedOptions, progress: Progress | None = None)
             latency = base_latency * nrng.lognormal(0.0, 0.12, n)
             tokens = np.rint(counts * base_tokens * nrng.lognormal(0.0, 0.1, n)).astype(np.int64)
             raw_from = (raw_start - start).days  # index of the first day kept as raw requests
-            for i in range(n):
-                total = int(counts[i])
-                if total == 0:
-                    continue
-                day = date.fromordinal(day0 + i)
-                if i >= raw_from:
-                    raw_batches.append(
-                        _raw_requests(
-                            nrng,
-                            tenant["id"],
-                            agent_id,
-                            day,
-                            total,
-                            int(failed[i]),
-                            float(latency[i]),
-                            int(tokens[i]),
-                            options.seed,
-                        )
-                    )
-                    continue
-                tok = int(tokens[i])
-                yield (
+            index = np.arange(n)
+            used = counts > 0
+            daily_idx = index[used & (index < raw_from)]
+            daily: _DailyBlock | None = None
+            if daily_idx.size:
+                daily = _DailyBlock(
+                    tenant_id=tenant["id"],
+                    agent_id=agent_id,
+                    price=price,
+                    day_index=(daily_idx + (start - period_start).days).tolist(),
+                    totals=counts[daily_idx].tolist(),
+                    failed=failed[daily_idx].tolist(),
+                    latency=latency[daily_idx].tolist(),
+                    tokens=tokens[daily_idx].tolist(),
+                )
+            raws = [
+                _raw_requests(
+                    nrng,
                     tenant["id"],
                     agent_id,
-                    day,
-                    total,
-                    total - int(failed[i]),
+                    start + timedelta(days=int(i)),
+                    int(counts[i]),
                     int(failed[i]),
-                    round(float(latency[i]), 2),
-                    tok,
-                    round(tok * price / 1000.0, 6),
+                    float(latency[i]),
+                    int(tokens[i]),
+                    options.seed,
                 )
+                for i in index[used & (index >= raw_from)]
+            ]
+            yield daily, raws
         tell("usage", total_plans, total_plans)
 
     with engine.begin() as conn:
-        report.counts["tenant_usage_daily"] = bulk_insert(
-            conn, tenant_usage_daily, daily_columns, daily_rows()
-        )
-    tell("raw requests", 0, 1)
+        with bulk_load(conn, [tenant_usage_daily, agent_requests]):
+            if postgres:
+                raw_text: list[str] = []
+
+                def daily_text() -> Iterator[str]:
+                    for daily, raws in usage_blocks():
+                        raw_text.extend(_raw_copy_text(raw) for raw in raws)
+                        if daily is not None:
+                            yield _daily_copy_text(daily, period_iso)
+
+                report.counts["tenant_usage_daily"] = copy_text(
+                    conn, tenant_usage_daily, DAILY_COLUMNS, daily_text()
+                )
+                tell("raw requests", 0, 1)
+                report.counts["agent_requests"] = copy_text(
+                    conn, agent_requests, RAW_COLUMNS, raw_text
+                )
+            else:
+                raw_blocks: list[_RawBlock] = []
+
+                def daily_tuples() -> Iterator[tuple[Any, ...]]:
+                    for daily, raws in usage_blocks():
+                        raw_blocks.extend(raws)
+                        if daily is not None:
+                            yield from _daily_tuples(daily, period_days)
+
+                report.counts["tenant_usage_daily"] = bulk_insert(
+                    conn, tenant_usage_daily, DAILY_COLUMNS, daily_tuples()
+                )
+                tell("raw requests", 0, 1)
+                report.counts["agent_requests"] = bulk_insert(
+                    conn,
+                    agent_requests,
+                    RAW_COLUMNS,
+                    (row for raw in raw_blocks for row in _raw_tuples(raw)),
+                )
+            tell("raw requests", 1, 1)
+            tell("indexes", 0, 1)  # rebuilt when bulk_load ends
+        tell("indexes", 1, 1)
+    tell("rollup", 0, 1)
     with engine.begin() as conn:
-        report.counts["agent_requests"] = bulk_insert(
-            conn, agent_requests, raw_columns, (row for batch in raw_batches for row in batch)
-        )
         if raw_days:
             result = rollup_range(conn, raw_start, yesterday)
             report.counts["tenant_usage_daily"] += result.rows_written
         else:
             recompute_agent_counters(conn)
-    tell("raw requests", 1, 1)
+        refresh_usage_totals(conn, period_start, yesterday)
+    tell("rollup", 1, 1)
 
+    tell("accounts", 0, 1)
     with engine.begin() as conn:
-        report.accounts, report.demo_tenant_id = create_demo_accounts(conn, tenant_rows)
+        report.accounts, report.demo_tenant_id = create_demo_accounts(
+            conn, tenant_rows, _at(today, 0)
+        )
+    tell("accounts", 1, 1)
     return report
+
+
+DAILY_COLUMNS = (
+    "tenant_id",
+    "agent_id",
+    "date",
+    "total_requests",
+    "successful_requests",
+    "failed_requests",
+    "avg_response_time_ms",
+    "total_tokens_used",
+    "total_cost_usd",
+)
+RAW_COLUMNS = (
+    "request_id",
+    "tenant_id",
+    "agent_id",
+    "status",
+    "response_time_ms",
+    "tokens_used",
+    "created_at",
+    "day",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _DailyBlock:
+    """Daily rollup rows of one activated agent (days with at least one request)."""
+
+    tenant_id: uuid.UUID
+    agent_id: uuid.UUID
+    price: float
+    day_index: list[int]  # days since the start of the period
+    totals: list[int]
+    failed: list[int]
+    latency: list[float]
+    tokens: list[int]
+
+
+@dataclass(frozen=True, slots=True)
+class _RawBlock:
+    """The raw requests of one activated agent on one day."""
+
+    prefix: str
+    tenant_id: uuid.UUID
+    agent_id: uuid.UUID
+    day: date
+    micros: list[int]  # microseconds since midnight, ascending
+    latency: list[int]
+    tokens: list[int]
+    failed: list[bool]
+
+
+def _daily_copy_text(block: _DailyBlock, iso_days: list[str]) -> str:
+    # f"{x:.2f}" and round(x, 2) are both correctly rounded, so both paths store the same values.
+    head = f"{block.tenant_id}\t{block.agent_id}\t"
+    price = block.price
+    return "".join(
+        f"{head}{iso_days[day]}\t{total}\t{total - failed}\t{failed}\t{lat:.2f}\t{tok}\t"
+        f"{tok * price / 1000.0:.6f}\n"
+        for day, total, failed, lat, tok in zip(
+            block.day_index, block.totals, block.failed, block.latency, block.tokens, strict=True
+        )
+    )
+
+
+def _daily_tuples(block: _DailyBlock, days: list[date]) -> Iterator[tuple[Any, ...]]:
+    for day, total, failed, lat, tok in zip(
+        block.day_index, block.totals, block.failed, block.latency, block.tokens, strict=True
+    ):
+        yield (
+            block.tenant_id,
+            block.agent_id,
+            days[day],
+            total,
+            total - failed,
+            failed,
+            round(lat, 2),
+            tok,
+            round(tok * block.price / 1000.0, 6),
+        )
+
+
+def _raw_copy_text(block: _RawBlock) -> str:
+    head = f"\t{block.tenant_id}\t{block.agent_id}\t"
+    day = block.day.isoformat()
+    prefix = block.prefix
+    return "".join(
+        f"{prefix}{i:06d}{head}{'error' if bad else 'success'}\t{lat}\t{tok}\t"
+        f"{day}T{us // 3_600_000_000:02d}:{us // 60_000_000 % 60:02d}:"
+        f"{us // 1_000_000 % 60:02d}.{us % 1_000_000:06d}+00:00\t{day}\n"
+        for i, (us, lat, tok, bad) in enumerate(
+            zip(block.micros, block.latency, block.tokens, block.failed, strict=True)
+        )
+    )
+
+
+def _raw_tuples(block: _RawBlock) -> Iterator[tuple[Any, ...]]:
+    midnight = datetime.combine(block.day, time(), UTC)
+    for i, (us, lat, tok, bad) in enumerate(
+        zip(block.micros, block.latency, block.tokens, block.failed, strict=True)
+    ):
+        yield (
+            f"{block.prefix}{i:06d}",
+            block.tenant_id,
+            block.agent_id,
+            "error" if bad else "success",
+            lat,
+            tok,
+            midnight + timedelta(microseconds=us),
+            block.day,
+        )
 
 
 def _agent_profile(name: str) -> tuple[float, float]:
@@ -599,7 +740,7 @@ def _raw_requests(
     mean_latency: float,
     tokens: int,
     seed: int,
-) -> list[tuple[Any, ...]]:
+) -> _RawBlock:
     """``total`` executions on ``day``; their mean latency is close to ``mean_latency``."""
     seconds = np.sort(nrng.uniform(0, 86_399, total))
     latency = np.maximum(1, np.rint(nrng.gamma(4.0, mean_latency / 4.0, total))).astype(np.int64)
@@ -607,27 +748,25 @@ def _raw_requests(
     per_request = np.floor(weights / weights.sum() * tokens).astype(np.int64)
     statuses = np.zeros(total, dtype=bool)
     statuses[nrng.choice(total, size=failed, replace=False)] = True
-    midnight = datetime.combine(day, time(), UTC)
-    prefix = f"demo{seed}-{tenant_id.hex[:12]}-{agent_id.hex[:8]}-{day:%Y%m%d}-"
-    return [
-        (
-            f"{prefix}{i:06d}",
-            tenant_id,
-            agent_id,
-            "error" if statuses[i] else "success",
-            int(latency[i]),
-            int(per_request[i]),
-            midnight + timedelta(seconds=float(seconds[i])),
-            day,
-        )
-        for i in range(total)
-    ]
+    return _RawBlock(
+        prefix=f"demo{seed}-{tenant_id.hex[:12]}-{agent_id.hex[:8]}-{day:%Y%m%d}-",
+        tenant_id=tenant_id,
+        agent_id=agent_id,
+        day=day,
+        micros=np.rint(seconds * 1_000_000).astype(np.int64).tolist(),
+        latency=latency.tolist(),
+        tokens=per_request.tolist(),
+        failed=statuses.tolist(),
+    )
 
 
 def create_demo_accounts(
-    conn: Connection, tenant_rows: list[dict[str, Any]]
+    conn: Connection, tenant_rows: list[dict[str, Any]], created_at: datetime
 ) -> tuple[list[tuple[str, str, str]], uuid.UUID | None]:
-    """Sign-in accounts, one per group; tenant accounts belong to the first active tenant."""
+    """Sign-in accounts, one per group; tenant accounts belong to the first active tenant.
+
+    Ids derive from the e-mail and times are ``created_at``, so the rows are the same on every
+    run (only the salted password hashes differ)."""
     demo_tenant = next((t for t in tenant_rows if t["status"] == "active"), None)
     accounts: list[tuple[str, str, str]] = []
     for group, email, name, password in DEMO_ACCOUNTS:
@@ -638,7 +777,15 @@ def create_demo_accounts(
             tenant_id = demo_tenant["id"]
             email = email.format(domain=_domain(demo_tenant["name"]))
         create_local_user(
-            conn, email=email, full_name=name, group=group, tenant_id=tenant_id, password=password
+            conn,
+            email=email,
+            full_name=name,
+            group=group,
+            tenant_id=tenant_id,
+            password=password,
+            account_id=uuid.uuid5(uuid.NAMESPACE_URL, f"alquimista-demo-account:{email}"),
+            tenant_user_id=uuid.uuid5(uuid.NAMESPACE_URL, f"alquimista-demo-tenant-user:{email}"),
+            now=created_at,
         )
         accounts.append((group, email, password))
     return accounts, demo_tenant["id"] if demo_tenant else None

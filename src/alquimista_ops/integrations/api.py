@@ -1,11 +1,14 @@
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
+from fastapi.responses import Response
 
 from alquimista_ops.auth.deps import TenantScopeDep
+from alquimista_ops.core.cache import tenant_scope
 from alquimista_ops.core.deps import DbDep
+from alquimista_ops.core.http_cache import CacheDep, cached_json
 from alquimista_ops.integrations import service
 from alquimista_ops.integrations.schemas import Integrations
 
@@ -24,7 +27,18 @@ TypeFilter = Literal["whatsapp", "email", "crm", "calendar", "payment", "erp", "
 def tenant_integrations(
     conn: DbDep,
     scope: TenantScopeDep,
+    cache: CacheDep,
     status: Annotated[StatusFilter | None, Query()] = None,
     type: Annotated[TypeFilter | None, Query()] = None,
-) -> dict[str, Any]:
-    return service.tenant_integrations(conn, scope, status, type)
+) -> Response:
+    # TENANT_USER sees no configuration: the view is part of the key.
+    show_config = scope.principal.is_internal or scope.principal.is_tenant_admin
+    return cached_json(
+        cache,
+        "tenant_integrations",
+        tenant_scope(scope.tenant_id),
+        {"status": status, "type": type, "view": "config" if show_config else "basic"},
+        Integrations,
+        lambda: service.tenant_integrations(conn, scope, status, type),
+        exclude_unset=True,
+    )

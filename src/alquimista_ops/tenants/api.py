@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
+from fastapi.responses import Response
 
 from alquimista_ops.auth.deps import TenantScopeDep
+from alquimista_ops.core.cache import tenant_scope
 from alquimista_ops.core.deps import DbDep
+from alquimista_ops.core.http_cache import CacheDep, cached_json
 from alquimista_ops.tenants import service
 from alquimista_ops.tenants.schemas import TenantMe
 
@@ -13,5 +14,12 @@ router = APIRouter(tags=["tenant"])
 
 
 @router.get("/tenant/me", response_model=TenantMe, summary="The caller's tenant")
-def tenant_me(conn: DbDep, scope: TenantScopeDep) -> dict[str, Any]:
-    return service.tenant_me(conn, scope)
+def tenant_me(conn: DbDep, scope: TenantScopeDep, cache: CacheDep) -> Response:
+    return cached_json(
+        cache,
+        "tenant_me",
+        tenant_scope(scope.tenant_id),
+        None,
+        TenantMe,
+        lambda: service.tenant_me(conn, scope),
+    )

@@ -255,6 +255,9 @@ def aggregate(
             tenant = uuid.UUID(tenant_id)
         except ValueError:
             _fail(f"--tenant-id is not a UUID: {tenant_id}", 2)
+    from alquimista_ops.usage.jobs import wire_usage_cache
+
+    wire_usage_cache(get_settings())
     engine = create_db_engine(get_settings())
     days = (last - first).days + 1
     with Progress(
@@ -299,6 +302,9 @@ def scheduler(
     from alquimista_ops.usage.scheduler import DailyRollupScheduler, run_scheduler_loop
 
     settings = get_settings()
+    from alquimista_ops.usage.jobs import wire_usage_cache
+
+    wire_usage_cache(settings)
     engine = create_db_engine(settings)
     if once:
         at = clock_now()

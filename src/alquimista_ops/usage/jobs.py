@@ -42,6 +42,16 @@ def set_usage_changed_hook(hook: UsageChangedHook | None) -> None:
     _process_hook = hook or no_usage_hook
 
 
+def wire_usage_cache(settings: Any) -> None:
+    """Register the read cache's ``invalidate_usage`` as this process's usage-changed hook
+    (for processes without an HTTP runtime: the worker and the CLI jobs)."""
+    from alquimista_ops.core.cache import build_cache
+
+    cache = build_cache(settings)
+    if cache.enabled:
+        set_usage_changed_hook(cache.invalidate_usage)
+
+
 def current_usage_hook() -> UsageChangedHook:
     return _process_hook
 

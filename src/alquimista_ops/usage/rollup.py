@@ -33,6 +33,7 @@ from sqlalchemy.engine import Connection
 
 from alquimista_ops.core.clock import utcnow
 from alquimista_ops.core.types import UTCDateTime
+from alquimista_ops.usage.totals import refresh_usage_totals
 
 SCRATCH = "usage_rollup_scratch"
 PAIRS = "usage_rollup_pairs"
@@ -190,6 +191,9 @@ def rollup_day(conn: Connection, day: date, *, tenant_id: uuid.UUID | None = Non
         for v in conn.exec_driver_sql(f"SELECT DISTINCT tenant_id FROM {PAIRS}").scalars()
     )
     _drop_scratch(conn)
+    # The daily/monthly totals tables (staff overviews) follow the rollup in the same
+    # transaction, so no reader ever sees the two disagree.
+    refresh_usage_totals(conn, day, day)
     return RollupResult(
         start=day,
         end=day,

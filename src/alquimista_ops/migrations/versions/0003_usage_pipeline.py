@@ -4,8 +4,8 @@ Raw requests are read only by the daily rollup, by day (``ix_agent_requests_day_
 the (tenant_id, created_at) index served no query and slowed ingestion of the largest table
 (CLI ingestion measured 42k -> 72k records/s on PostgreSQL without it).
 
-Revision ID: 0005
-Revises: 0001
+Revision ID: 0003
+Revises: 0002
 Create Date: 2026-11-29
 """
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0005"
-down_revision = "0001"
+revision = "0003"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,1 @@
+"""CDK app of the Operational Dashboard: the stack ``OperationalDashboardStack-<env>``."""

@@ -1,0 +1,34 @@
+"""Staff route: the billing overview (INTERNAL_ADMIN only)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+
+from alquimista_ops.auth.deps import InternalAdminDep
+from alquimista_ops.billing import service
+from alquimista_ops.billing.schemas import BillingOverview
+from alquimista_ops.core.cache import PLATFORM_SCOPE
+from alquimista_ops.core.deps import DbDep
+from alquimista_ops.core.http_cache import CacheDep, cached_json
+from alquimista_ops.core.params import PeriodDep
+
+router = APIRouter(tags=["internal"])
+
+
+@router.get(
+    "/internal/billing/overview",
+    response_model=BillingOverview,
+    summary="Billing overview: MRR, ARR, movements, by plan and segment, running MRR",
+)
+def billing_overview(
+    conn: DbDep, _principal: InternalAdminDep, cache: CacheDep, period: PeriodDep
+) -> Response:
+    return cached_json(
+        cache,
+        "billing_overview",
+        PLATFORM_SCOPE,
+        {"from": period.start, "to": period.end},
+        BillingOverview,
+        lambda: service.billing_overview(conn, period),
+    )

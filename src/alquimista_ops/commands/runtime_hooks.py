@@ -1,0 +1,71 @@
+"""The process-wide objects commands need from the runtime: the store and the cache hooks.
+
+WIRING POINT of the read cache (issue 3): ``build_cache_hooks`` is the one place that decides
+how commands reach the cache. Handlers only call ``CacheHooks.purge(tenant_id | None) -> int``
+(CLEAR_CACHE, and after commit for every effect) and ``CacheHooks.ping() -> str`` (HEALTH_CHECK).
+Both the app's runtime (``cache_hooks_for``; also the SQLite in-process worker) and the
+``alquimista-ops worker`` process (``commands.cli.build_worker``) go through it. To wire the
+shared cache module, either put a ready ``CacheHooks`` in ``runtime.extras[CACHE_HOOKS_KEY]``
+before the app starts, or change ``build_cache_hooks`` to build one from it (an in-process
+cache can only be purged from its own process: the SQLite in-process worker shares it).
+
+With the cache off (``CACHE_ENABLED=false``) the hooks purge nothing and report
+``not_configured``.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+from alquimista_ops.commands.handlers import CacheHooks
+from alquimista_ops.commands.store import SqlCommandStore
+from alquimista_ops.core.cache import build_cache
+from alquimista_ops.core.runtime import Runtime
+from alquimista_ops.core.settings import Settings
+
+CACHE_HOOKS_KEY = "command_cache_hooks"
+STORE_KEY = "command_store"
+WAKE_KEY = "command_wakeup"
+
+
+def store_for(runtime: Runtime) -> SqlCommandStore:
+    store = runtime.extras.get(STORE_KEY)
+    if store is None:
+        store = runtime.extras.setdefault(STORE_KEY, SqlCommandStore())
+    assert isinstance(store, SqlCommandStore)
+    return store
+
+
+def wakeup_for(runtime: Runtime) -> threading.Event | None:
+    """Set by an in-process worker: the API sets it after committing a new command."""
+    event = runtime.extras.get(WAKE_KEY)
+    return event if isinstance(event, threading.Event) else None
+
+
+def cache_hooks_for(runtime: Runtime) -> CacheHooks:
+    hooks = runtime.extras.get(CACHE_HOOKS_KEY)
+    if isinstance(hooks, CacheHooks):
+        return hooks
+    built = build_cache_hooks(runtime.settings, runtime)
+    runtime.extras[CACHE_HOOKS_KEY] = built
+    return built
+
+
+def build_cache_hooks(settings: Settings, runtime: Runtime | None = None) -> CacheHooks:
+    """THE wiring point: commands reach the shared read cache (``core.cache``).
+
+    ``purge(tenant)`` invalidates everything shown about that tenant, including the
+    platform-wide views that list it (``Cache.invalidate_tenant``); ``purge(None)`` empties the
+    environment's namespace. The API process passes its runtime (same cache object, so an
+    in-process cache is purged too); a separate worker process builds its own client, which
+    reaches the shared cache only when it is Redis.
+    """
+    cache = runtime.cache if runtime is not None else build_cache(settings)
+    if not cache.enabled:
+        return CacheHooks()
+
+    def purge(tenant_id: uuid.UUID | None) -> int:
+        return cache.invalidate_tenant(tenant_id) if tenant_id else cache.invalidate_all()
+
+    return CacheHooks(purge=purge, ping=cache.readiness)

@@ -1,0 +1,456 @@
+"""The read cache (PRODUCT.md §5): Redis when configured, in-process otherwise.
+
+One small interface is used everywhere:
+
+- ``Cache.get_or_compute(key, compute)`` returns ``(body_bytes, hit)``. Values are encoded
+  response bodies (bytes), so a HIT returns exactly what the MISS returned.
+- Keys are ``<prefix>:<env>:<resource>:<scope>:<params>`` (``CacheKey``); the scope is
+  ``tenant:<uuid>`` or ``platform``. The TTL comes from the resource (``TTLS``).
+- Invalidation: ``invalidate_tenant(tenant_id)``, ``invalidate_usage(tenant_ids | None)``,
+  ``invalidate_resource(resource)`` and ``invalidate_all()``. Writes that change what a key shows
+  (commands, ingestion, aggregation) call them *after* their transaction committed.
+
+Redis is used with short socket timeouts. A failing or slow Redis opens a circuit breaker: for a
+back-off period (doubling on repeated failures) requests skip Redis entirely and are computed from
+the database (``X-Cache: MISS``), a warning is logged once per opening, and nothing fails. A
+failed invalidation is remembered and, once Redis answers again, the whole namespace of the
+environment is flushed before any read is served from it (stale values never outlive an outage).
+
+Concurrent misses on one key compute it once per process (single flight).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import redis
+
+from alquimista_ops.core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# TTL (seconds) of each cached resource (PRODUCT.md §5).
+TTLS: dict[str, int] = {
+    "tenant_me": 300,
+    "tenant_agents": 300,
+    "tenant_integrations": 300,
+    "tenant_usage": 600,
+    "tenant_incidents": 180,
+    "tenants_list": 300,
+    "tenant_detail": 300,
+    "tenant_agents_internal": 300,
+    "usage_overview": 600,
+    "billing_overview": 900,
+}
+# Resources whose figures come from the usage rollup (invalidated by ``invalidate_usage``).
+USAGE_RESOURCES = frozenset(
+    {
+        "tenant_me",
+        "tenant_agents",
+        "tenant_usage",
+        "tenants_list",
+        "tenant_detail",
+        "tenant_agents_internal",
+        "usage_overview",
+    }
+)
+# Platform-wide resources that show every tenant (invalidated with any tenant's change).
+PLATFORM_RESOURCES = frozenset({"tenants_list", "usage_overview", "billing_overview"})
+
+PLATFORM_SCOPE = "platform"
+MAX_PARAMS_LENGTH = 120
+
+
+def tenant_scope(tenant_id: uuid.UUID | str) -> str:
+    return f"tenant:{tenant_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class CacheKey:
+    resource: str
+    scope: str
+    params: str
+
+    @classmethod
+    def build(
+        cls, resource: str, scope: str, params: Mapping[str, object] | None = None
+    ) -> CacheKey:
+        if resource not in TTLS:
+            raise ValueError(f"unknown cache resource {resource!r}")
+        items = sorted((k, "" if v is None else str(v)) for k, v in (params or {}).items())
+        text = "&".join(f"{k}={v}" for k, v in items) or "-"
+        if len(text) > MAX_PARAMS_LENGTH or ":" in text:
+            text = "h" + hashlib.sha256(text.encode()).hexdigest()[:32]
+        return cls(resource, scope, text)
+
+    @property
+    def ttl(self) -> int:
+        return TTLS[self.resource]
+
+    def render(self, namespace: str) -> str:
+        return f"{namespace}:{self.resource}:{self.scope}:{self.params}"
+
+
+class Backend(Protocol):
+    name: str
+
+    def get(self, key: str) -> bytes | None: ...
+
+    def set(self, key: str, value: bytes, ttl: int, indexes: Iterable[str]) -> None: ...
+
+    def delete_indexes(self, indexes: Iterable[str], keep: Callable[[str], bool] | None) -> int: ...
+
+    def delete_prefix(self, prefix: str) -> int: ...
+
+    def ping(self) -> None: ...
+
+
+class MemoryBackend:
+    """In-process LRU with TTLs and the same index structure as the Redis backend."""
+
+    name = "memory"
+
+    def __init__(self, max_entries: int = 10_000) -> None:
+        self._data: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self._indexes: dict[str, set[str]] = {}
+        self._lock = threading.Lock()
+        self._max = max_entries
+
+    def get(self, key: str) -> bytes | None:
+        with self._lock:
+            item = self._data.get(key)
+            if item is None:
+                return None
+            if item[0] <= time.monotonic():
+                del self._data[key]
+                return None
+            self._data.move_to_end(key)
+            return item[1]
+
+    def set(self, key: str, value: bytes, ttl: int, indexes: Iterable[str]) -> None:
+        with self._lock:
+            self._data[key] = (time.monotonic() + ttl, value)
+            self._data.move_to_end(key)
+            for index in indexes:
+                self._indexes.setdefault(index, set()).add(key)
+            while len(self._data) > self._max:
+                self._data.popitem(last=False)
+
+    def delete_indexes(self, indexes: Iterable[str], keep: Callable[[str], bool] | None) -> int:
+        removed = 0
+        with self._lock:
+            for index in indexes:
+                members = self._indexes.get(index, set())
+                for key in list(members):
+                    if keep is not None and keep(key):
+                        continue
+                    members.discard(key)
+                    if self._data.pop(key, None) is not None:
+                        removed += 1
+                if not members:
+                    self._indexes.pop(index, None)
+        return removed
+
+    def delete_prefix(self, prefix: str) -> int:
+        with self._lock:
+            doomed = [k for k in self._data if k.startswith(prefix)]
+            for key in doomed:
+                del self._data[key]
+            for index in [i for i in self._indexes if i.startswith(prefix)]:
+                del self._indexes[index]
+            return len(doomed)
+
+    def ping(self) -> None:
+        return None
+
+
+class RedisBackend:
+    """Redis: one GET per read; a write stores the value and adds its key to index sets."""
+
+    name = "redis"
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+
+    def get(self, key: str) -> bytes | None:
+        value = self.client.get(key)
+        return value if isinstance(value, bytes) else None
+
+    def set(self, key: str, value: bytes, ttl: int, indexes: Iterable[str]) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.set(key, value, ex=ttl)
+        for index in indexes:
+            pipe.sadd(index, key)
+            # An index lives a little longer than the longest value it points to.
+            pipe.expire(index, max(TTLS.values()) * 2)
+        pipe.execute()
+
+    def delete_indexes(self, indexes: Iterable[str], keep: Callable[[str], bool] | None) -> int:
+        removed = 0
+        for index in indexes:
+            members = [m.decode() for m in self.client.smembers(index)]
+            doomed = [m for m in members if keep is None or not keep(m)]
+            if doomed:
+                pipe = self.client.pipeline(transaction=False)
+                pipe.unlink(*doomed)
+                pipe.srem(index, *doomed)
+                removed += int(pipe.execute()[0])
+        return removed
+
+    def delete_prefix(self, prefix: str) -> int:
+        removed = 0
+        batch: list[bytes] = []
+        for key in self.client.scan_iter(match=f"{prefix}*", count=500):
+            batch.append(key)
+            if len(batch) >= 500:
+                removed += int(self.client.unlink(*batch))
+                batch = []
+        if batch:
+            removed += int(self.client.unlink(*batch))
+        return removed
+
+    def ping(self) -> None:
+        self.client.ping()
+
+
+class CircuitBreaker:
+    """Skip a dependency for a back-off period after it failed (doubling, capped)."""
+
+    def __init__(self, backoff_seconds: float, max_factor: int = 12) -> None:
+        self.backoff = backoff_seconds
+        self.max_factor = max_factor
+        self.open_until = 0.0
+        self.failures = 0
+        self._lock = threading.Lock()
+
+    def allow(self) -> bool:
+        return time.monotonic() >= self.open_until
+
+    @property
+    def is_open(self) -> bool:
+        return not self.allow()
+
+    def failure(self) -> bool:
+        """Record a failure; True when this failure opened the breaker (log it once)."""
+        with self._lock:
+            was_closed = self.failures == 0
+            self.failures += 1
+            factor = min(2 ** (self.failures - 1), self.max_factor)
+            self.open_until = time.monotonic() + self.backoff * factor
+            return was_closed
+
+    def success(self) -> bool:
+        """Record a success; True when it closed a breaker that was open."""
+        with self._lock:
+            recovered = self.failures > 0
+            self.failures = 0
+            self.open_until = 0.0
+            return recovered
+
+
+class _Flight:
+    __slots__ = ("done", "error", "value")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.value: bytes | None = None
+        self.error: BaseException | None = None
+
+
+REDIS_ERRORS: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
+
+
+class Cache:
+    """The cache of one process. ``enabled=False`` computes every value (always a MISS)."""
+
+    def __init__(
+        self,
+        backend: Backend | None,
+        *,
+        namespace: str,
+        breaker: CircuitBreaker | None = None,
+    ) -> None:
+        self.backend = backend
+        self.namespace = namespace
+        self.breaker = breaker or CircuitBreaker(5.0)
+        self._flights: dict[str, _Flight] = {}
+        self._flights_lock = threading.Lock()
+        self._flush_pending = False
+        self.stats = {"hits": 0, "misses": 0, "errors": 0}
+
+    @property
+    def enabled(self) -> bool:
+        return self.backend is not None
+
+    @property
+    def redis_client(self) -> redis.Redis | None:
+        return self.backend.client if isinstance(self.backend, RedisBackend) else None
+
+    def close(self) -> None:
+        client = self.redis_client
+        if client is not None:
+            client.close()
+
+    @property
+    def backend_name(self) -> str:
+        return self.backend.name if self.backend else "off"
+
+    # -- reads --------------------------------------------------------------------------------
+    def get_or_compute(self, key: CacheKey, compute: Callable[[], bytes]) -> tuple[bytes, bool]:
+        """The cached body of ``key``, or ``compute()`` stored under it. Returns (body, hit)."""
+        if self.backend is None:
+            self.stats["misses"] += 1
+            return compute(), False
+        full = key.render(self.namespace)
+        cached = self._call(lambda b: b.get(full))
+        if cached is not None:
+            self.stats["hits"] += 1
+            return cached, True
+        self.stats["misses"] += 1
+        with self._flights_lock:
+            flight = self._flights.get(full)
+            leader = flight is None
+            if flight is None:
+                flight = self._flights[full] = _Flight()
+        if not leader:
+            flight.done.wait()
+            if flight.error is not None:
+                raise flight.error
+            assert flight.value is not None
+            return flight.value, False
+        try:
+            value = compute()
+            flight.value = value
+        except BaseException as exc:
+            flight.error = exc
+            raise
+        finally:
+            with self._flights_lock:
+                self._flights.pop(full, None)
+            flight.done.set()
+        self._call(lambda b: b.set(full, value, key.ttl, self._indexes_of(key)))
+        return value, False
+
+    def _indexes_of(self, key: CacheKey) -> list[str]:
+        indexes = [f"{self.namespace}:idx:resource:{key.resource}"]
+        if key.scope != PLATFORM_SCOPE:
+            indexes.append(f"{self.namespace}:idx:{key.scope}")
+        return indexes
+
+    # -- invalidation -------------------------------------------------------------------------
+    def invalidate_tenant(self, tenant_id: uuid.UUID | str) -> int:
+        """Everything shown about one tenant, and the platform-wide views that list it.
+        Returns the number of keys removed (-1 when the backend could not be reached)."""
+        return self._invalidate(
+            [f"{self.namespace}:idx:{tenant_scope(tenant_id)}"]
+            + [f"{self.namespace}:idx:resource:{r}" for r in sorted(PLATFORM_RESOURCES)],
+            None,
+        )
+
+    def invalidate_usage(self, tenant_ids: Iterable[uuid.UUID | str] | None = None) -> None:
+        """Usage figures: of the given tenants (and platform overviews), or of every tenant."""
+        if tenant_ids is None:
+            indexes = [f"{self.namespace}:idx:resource:{r}" for r in sorted(USAGE_RESOURCES)]
+            self._invalidate(indexes, None)
+            return
+        indexes = [f"{self.namespace}:idx:{tenant_scope(t)}" for t in tenant_ids]
+        platform_usage = sorted(USAGE_RESOURCES & PLATFORM_RESOURCES)
+        indexes += [f"{self.namespace}:idx:resource:{r}" for r in platform_usage]
+        prefix = f"{self.namespace}:"
+
+        def keep(full_key: str) -> bool:
+            resource = full_key[len(prefix) :].split(":", 1)[0]
+            return resource not in USAGE_RESOURCES
+
+        self._invalidate(indexes, keep)
+
+    def invalidate_resource(self, resource: str) -> None:
+        if resource not in TTLS:
+            raise ValueError(f"unknown cache resource {resource!r}")
+        self._invalidate([f"{self.namespace}:idx:resource:{resource}"], None)
+
+    def invalidate_all(self) -> int:
+        """Every key of this environment's namespace; returns how many (-1: unreachable)."""
+        if self.backend is None:
+            return 0
+        removed = int(self._call(lambda b: b.delete_prefix(f"{self.namespace}:"), default=-1))
+        if removed == -1:
+            self._flush_pending = True
+        return removed
+
+    def _invalidate(self, indexes: list[str], keep: Callable[[str], bool] | None) -> int:
+        if self.backend is None:
+            return 0
+        removed = int(self._call(lambda b: b.delete_indexes(indexes, keep), default=-1))
+        if removed == -1:
+            self._flush_pending = True
+        return removed
+
+    # -- health -------------------------------------------------------------------------------
+    def readiness(self) -> str:
+        """'ok', 'off', 'memory', or 'degraded: …' (a cache is never a reason to be unready)."""
+        if self.backend is None:
+            return "off"
+        if self.backend.name == "memory":
+            return "memory"
+        try:
+            self.backend.ping()
+        except REDIS_ERRORS as exc:
+            self.breaker.failure()
+            return f"degraded: redis unavailable ({type(exc).__name__}), serving from database"
+        return "ok"
+
+    # -- guarded access to the backend ----------------------------------------------------------
+    def _call(self, op: Callable[[Backend], Any], default: Any = None) -> Any:
+        backend = self.backend
+        if backend is None or not self.breaker.allow():
+            return default
+        try:
+            if self._flush_pending:
+                backend.delete_prefix(f"{self.namespace}:")
+                self._flush_pending = False
+            result = op(backend)
+        except REDIS_ERRORS as exc:
+            self.stats["errors"] += 1
+            if self.breaker.failure():
+                log.warning(
+                    "cache backend unavailable, serving from the database",
+                    extra={"cache_backend": backend.name, "error": f"{type(exc).__name__}: {exc}"},
+                )
+            return default
+        if self.breaker.success():
+            log.info("cache backend available again", extra={"cache_backend": backend.name})
+        return result
+
+
+def redis_client(url: str, timeout_ms: int) -> redis.Redis:
+    timeout = timeout_ms / 1000.0
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry_on_timeout=False,
+        health_check_interval=0,
+    )
+
+
+def build_cache(settings: Settings, client: redis.Redis | None = None) -> Cache:
+    namespace = f"{settings.cache_prefix}:{settings.env}"
+    breaker = CircuitBreaker(settings.cache_backoff_seconds)
+    if not settings.cache_enabled:
+        return Cache(None, namespace=namespace, breaker=breaker)
+    url = settings.resolved_redis_url
+    backend: Backend
+    if url:
+        backend = RedisBackend(client or redis_client(url, settings.cache_timeout_ms))
+    else:
+        backend = MemoryBackend(settings.cache_memory_max_entries)
+    return Cache(backend, namespace=namespace, breaker=breaker)

@@ -1,0 +1,199 @@
+"""Rate limiting per authenticated user and per client address.
+
+Fixed windows (``RATE_LIMIT_WINDOW_SECONDS``): one counter per (user, window) and per
+(address, window). With Redis configured the counters live in Redis (``INCR`` + ``EXPIRE`` in
+one round trip), so every process of the deployment shares them; otherwise, and while Redis is
+unavailable (circuit breaker, as for the cache), they are counted in-process. Over the limit the
+request is answered ``429`` with ``Retry-After`` and the JSON error body.
+
+``RATE_LIMIT_ENABLED=false`` turns it off; a limit of 0 turns that one dimension off.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass
+
+import redis
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from alquimista_ops.core.cache import REDIS_ERRORS, CircuitBreaker
+from alquimista_ops.core.errors import error_body
+from alquimista_ops.core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+EXEMPT_PATHS = frozenset({"/health", "/ready"})
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    allowed: bool
+    scope: str = ""
+    limit: int = 0
+    retry_after: int = 0
+
+
+class RateLimiter:
+    def __init__(
+        self,
+        *,
+        namespace: str,
+        per_user: int,
+        per_address: int,
+        window_seconds: int,
+        client: redis.Redis | None = None,
+        breaker: CircuitBreaker | None = None,
+    ) -> None:
+        self.namespace = namespace
+        self.per_user = per_user
+        self.per_address = per_address
+        self.window = window_seconds
+        self.client = client
+        self.breaker = breaker or CircuitBreaker(5.0)
+        self._local: dict[str, int] = {}
+        self._local_window = -1
+        self._lock = threading.Lock()
+
+    @property
+    def backend_name(self) -> str:
+        return "redis" if self.client is not None else "memory"
+
+    def check(self, user: str | None, address: str | None, now: float | None = None) -> Verdict:
+        now = time.time() if now is None else now
+        window = int(now // self.window)
+        retry_after = max(1, math.ceil((window + 1) * self.window - now))
+        checks: list[tuple[str, str, int]] = []
+        if user and self.per_user > 0:
+            checks.append(("user", user, self.per_user))
+        if address and self.per_address > 0:
+            checks.append(("address", address, self.per_address))
+        if not checks:
+            return Verdict(True)
+        keys = [f"{self.namespace}:ratelimit:{kind}:{ident}:{window}" for kind, ident, _ in checks]
+        counts = self._incr(keys, window)
+        for (kind, _ident, limit), count in zip(checks, counts, strict=True):
+            if count > limit:
+                return Verdict(False, kind, limit, retry_after)
+        return Verdict(True)
+
+    def _incr(self, keys: list[str], window: int) -> list[int]:
+        if self.client is not None and self.breaker.allow():
+            try:
+                pipe = self.client.pipeline(transaction=False)
+                for key in keys:
+                    pipe.incr(key)
+                    pipe.expire(key, self.window + 1)
+                results = pipe.execute()
+            except REDIS_ERRORS as exc:
+                if self.breaker.failure():
+                    log.warning(
+                        "rate limiter: Redis unavailable, counting in-process",
+                        extra={"error": f"{type(exc).__name__}: {exc}"},
+                    )
+            else:
+                self.breaker.success()
+                return [int(results[i * 2]) for i in range(len(keys))]
+        with self._lock:
+            if window != self._local_window:
+                self._local.clear()
+                self._local_window = window
+            counts = []
+            for key in keys:
+                self._local[key] = self._local.get(key, 0) + 1
+                counts.append(self._local[key])
+            return counts
+
+
+def build_rate_limiter(settings: Settings, client: redis.Redis | None) -> RateLimiter | None:
+    if not settings.rate_limit_enabled:
+        return None
+    if client is None and settings.resolved_redis_url:
+        from alquimista_ops.core.cache import redis_client
+
+        client = redis_client(settings.resolved_redis_url, settings.cache_timeout_ms)
+    return RateLimiter(
+        namespace=f"{settings.cache_prefix}:{settings.env}",
+        per_user=settings.rate_limit_per_user,
+        per_address=settings.rate_limit_per_address,
+        window_seconds=settings.rate_limit_window_seconds,
+        client=client,
+        breaker=CircuitBreaker(settings.cache_backoff_seconds),
+    )
+
+
+class RateLimitMiddleware:
+    """Applies ``runtime.rate_limiter`` (if any) to every HTTP request but health probes."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path") in EXEMPT_PATHS:
+            await self.app(scope, receive, send)
+            return
+        runtime = scope["app"].state.runtime
+        limiter: RateLimiter | None = runtime.rate_limiter
+        if limiter is None:
+            await self.app(scope, receive, send)
+            return
+        headers = {
+            k: v for k, v in scope.get("headers", []) if k in (b"authorization", b"x-forwarded-for")
+        }
+        address = _client_address(scope, headers, runtime.settings.trust_forwarded_for)
+        user = _user_of(runtime, headers.get(b"authorization"))
+        verdict = limiter.check(user, address)
+        if verdict.allowed:
+            await self.app(scope, receive, send)
+            return
+        body = json.dumps(
+            error_body(
+                "RATE_LIMITED",
+                "Too many requests; retry later",
+                {
+                    "scope": verdict.scope,
+                    "limit": verdict.limit,
+                    "window_seconds": limiter.window,
+                    "retry_after": verdict.retry_after,
+                },
+            )
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 429,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"retry-after", str(verdict.retry_after).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def _client_address(scope: Scope, headers: dict[bytes, bytes], trust_forwarded: bool) -> str | None:
+    if trust_forwarded and b"x-forwarded-for" in headers:
+        first = headers[b"x-forwarded-for"].decode("latin-1").split(",")[0].strip()
+        if first:
+            return first[:64]
+    client = scope.get("client")
+    return str(client[0]) if client else None
+
+
+def _user_of(runtime: object, authorization: bytes | None) -> str | None:
+    """The verified ``sub`` of a bearer token (an unverifiable token counts per address only)."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.decode("latin-1").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    try:
+        principal = runtime.verifier.verify(token.strip())  # type: ignore[attr-defined]
+    except Exception:
+        return None
+    return str(principal.sub)

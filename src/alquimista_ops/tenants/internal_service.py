@@ -1,0 +1,195 @@
+"""Staff views of tenants: the list (filters, search, sort, pages), a tenant's detail and its
+agents with configuration and usage."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from alquimista_ops.core.clock import utctoday
+from alquimista_ops.core.errors import NotFound
+from alquimista_ops.core.numbers import money, rate, weighted_avg
+from alquimista_ops.core.params import Page
+from alquimista_ops.core.search import SearchTerm
+from alquimista_ops.incidents import queries as incident_queries
+from alquimista_ops.tenants import internal_queries as queries
+from alquimista_ops.tenants.cnpj import format_cnpj
+from alquimista_ops.usage import queries as usage_queries
+
+MAX_DETAIL_USERS = 200
+RECENT_INCIDENTS = 5
+
+
+def list_tenants(
+    conn: Connection,
+    *,
+    status: str,
+    plan: str | None,
+    segment: str | None,
+    search: SearchTerm | None,
+    sort_by: str,
+    sort_order: str,
+    page: Page,
+    today: date | None = None,
+) -> dict[str, Any]:
+    today = today or utctoday()
+    conditions = queries.list_conditions(
+        status,
+        plan,
+        segment,
+        search.folded if search else None,
+        search.digits if search else None,
+    )
+    rows, total = queries.tenant_page(
+        conn,
+        conditions,
+        sort_by,
+        sort_order == "desc",
+        page.limit,
+        page.offset,
+        today - timedelta(days=29),
+    )
+    return {
+        "tenants": [
+            {
+                "id": row.id,
+                "name": row.name,
+                "cnpj": format_cnpj(row.cnpj),
+                "segment": row.segment,
+                "plan": row.plan,
+                "status": row.status,
+                "mrr_estimate": money(row.mrr_estimate),
+                "created_at": row.created_at,
+                "active_agents": int(row.active_agents),
+                "active_users": int(row.active_users),
+                "requests_last_30_days": int(row.requests_last_30_days),
+            }
+            for row in rows
+        ],
+        "total": total,
+        "limit": page.limit,
+        "offset": page.offset,
+    }
+
+
+def tenant_detail(conn: Connection, tenant_id: uuid.UUID) -> dict[str, Any]:
+    row = queries.tenant_row(conn, tenant_id)
+    if row is None:
+        raise NotFound(f"Tenant {tenant_id} not found", details={"field": "tenant_id"})
+    today = utctoday()
+    windows = queries.tenant_usage_windows(conn, tenant_id, today)
+    incidents, _total = incident_queries.incident_page(
+        conn, incident_queries.incident_conditions(tenant_id, "all", None), RECENT_INCIDENTS, 0
+    )
+    return {
+        "tenant": {
+            "id": row.id,
+            "name": row.name,
+            "cnpj": format_cnpj(row.cnpj),
+            "segment": row.segment,
+            "plan": row.plan,
+            "status": row.status,
+            "mrr_estimate": money(row.mrr_estimate),
+            "created_at": row.created_at,
+            "updated_at": row.updated_at,
+            "churned_at": row.churned_at,
+            "limits": {
+                "max_agents": row.max_agents,
+                "max_users": row.max_users,
+                "max_requests_per_month": row.max_requests_per_month,
+            },
+        },
+        "users": [
+            dict(u._mapping) for u in queries.tenant_users_of(conn, tenant_id, MAX_DETAIL_USERS)
+        ],
+        "agents": [
+            {
+                "id": a.id,
+                "name": a.name,
+                "display_name": a.display_name,
+                "category": a.category,
+                "status": a.status,
+                "activated_at": a.activated_at,
+                "deactivated_at": a.deactivated_at,
+                "last_used_at": a.last_used_at,
+            }
+            for a in queries.tenant_agents_of(conn, tenant_id)
+        ],
+        "integrations": [
+            {
+                "id": i.id,
+                "type": i.integration_type,
+                "name": i.integration_name,
+                "status": i.status,
+                "config": i.config or {},
+                "last_sync_at": i.last_sync_at,
+                "last_sync_status": i.last_sync_status,
+                "last_error": i.last_error,
+                "sync_count": int(i.sync_count),
+                "error_count": int(i.error_count),
+            }
+            for i in queries.tenant_integrations_of(conn, tenant_id)
+        ],
+        "usage_summary": {
+            "requests_last_7_days": int(windows.requests_7),
+            "requests_last_30_days": int(windows.requests_30),
+            "success_rate_last_30_days": rate(windows.successful_30, windows.requests_30),
+            "avg_response_time_ms_last_30_days": weighted_avg(
+                windows.weighted_ms_30, windows.requests_30
+            ),
+        },
+        "recent_incidents": [
+            {
+                "id": e.id,
+                "severity": e.severity,
+                "title": e.title,
+                "description": e.description,
+                "category": e.event_category,
+                "created_at": e.created_at,
+                "resolved_at": e.resolved_at,
+            }
+            for e in incidents
+        ],
+    }
+
+
+def tenant_agents(conn: Connection, tenant_id: uuid.UUID) -> dict[str, Any]:
+    """A tenant's agents with configuration and lifetime usage (from the daily rollup)."""
+    if queries.tenant_row(conn, tenant_id) is None:
+        raise NotFound(f"Tenant {tenant_id} not found", details={"field": "tenant_id"})
+    usage = {
+        u.agent_id: u
+        for u in usage_queries.usage_by_agent(conn, tenant_id, date(1970, 1, 1), utctoday(), None)
+    }
+    result = []
+    for a in queries.tenant_agents_of(conn, tenant_id):
+        stats = usage.get(a.id)
+        total = int(stats.total_requests) if stats else 0
+        result.append(
+            {
+                "id": a.id,
+                "tenant_agent_id": a.tenant_agent_id,
+                "name": a.name,
+                "display_name": a.display_name,
+                "category": a.category,
+                "version": a.version,
+                "status": a.status,
+                "config": a.config or {},
+                "activated_at": a.activated_at,
+                "deactivated_at": a.deactivated_at,
+                "last_error": a.last_error,
+                "usage_stats": {
+                    "total_requests": total,
+                    "failed_requests": int(stats.failed_requests) if stats else 0,
+                    "success_rate": rate(stats.successful_requests, total) if stats else 0.0,
+                    "avg_response_time_ms": (
+                        weighted_avg(stats.weighted_response_ms, total) if stats else 0.0
+                    ),
+                    "last_request_at": a.last_used_at,
+                },
+            }
+        )
+    return {"tenant_id": tenant_id, "agents": result}

@@ -1,0 +1,32 @@
+"""Staff route: the platform usage overview (INTERNAL_ADMIN and INTERNAL_SUPPORT)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+
+from alquimista_ops.auth.deps import InternalDep
+from alquimista_ops.core.cache import PLATFORM_SCOPE
+from alquimista_ops.core.deps import DbDep
+from alquimista_ops.core.http_cache import CacheDep, cached_json
+from alquimista_ops.core.params import PeriodDep
+from alquimista_ops.usage import overview
+from alquimista_ops.usage.overview_schemas import UsageOverview
+
+router = APIRouter(tags=["internal"])
+
+
+@router.get(
+    "/internal/usage/overview", response_model=UsageOverview, summary="Platform usage overview"
+)
+def usage_overview(
+    conn: DbDep, _principal: InternalDep, cache: CacheDep, period: PeriodDep
+) -> Response:
+    return cached_json(
+        cache,
+        "usage_overview",
+        PLATFORM_SCOPE,
+        {"from": period.start, "to": period.end},
+        UsageOverview,
+        lambda: overview.usage_overview(conn, period),
+    )

@@ -1,0 +1,103 @@
+"""The platform usage overview for staff: global figures, top tenants and agents, daily trend.
+
+Every ratio is request-weighted (success rate = successful / total requests; average response
+time = sum(avg x requests) / sum(requests)), computed over the daily totals tables.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from alquimista_ops.core.numbers import rate, weighted_avg
+from alquimista_ops.core.params import Period
+from alquimista_ops.usage import overview_queries as queries
+
+TOP = 10
+
+
+def measures(row: Any) -> dict[str, Any]:
+    total = int(row.total_requests)
+    return {
+        "total_requests": total,
+        "successful_requests": int(row.successful_requests),
+        "failed_requests": int(row.failed_requests),
+        "success_rate": rate(row.successful_requests, total),
+        "avg_response_time_ms": weighted_avg(row.weighted_response_ms, total),
+        "total_tokens": int(row.total_tokens),
+        "total_cost_usd": round(float(row.total_cost_usd), 6),
+    }
+
+
+def usage_overview(conn: Connection, period: Period) -> dict[str, Any]:
+    counts = queries.tenant_counts(conn)
+    summary = measures(queries.platform_summary(conn, period.start, period.end))
+    top_tenants, tenants_with_usage = queries.top_tenants(conn, period.start, period.end, TOP)
+    by_day = {row.date: row for row in queries.platform_by_day(conn, period.start, period.end)}
+    daily = []
+    for day in period.dates():
+        row = by_day.get(day)
+        if row is None:
+            daily.append(
+                {
+                    "date": day,
+                    **measures_zero(),
+                    "tenants_with_usage": 0,
+                }
+            )
+        else:
+            daily.append(
+                {"date": day, **measures(row), "tenants_with_usage": int(row.tenants_with_usage)}
+            )
+    return {
+        "period": period.as_dict(),
+        "global_stats": {
+            "total_tenants": int(counts.total_tenants),
+            "active_tenants": int(counts.active_tenants),
+            "tenants_with_usage": tenants_with_usage,
+            "total_agents_deployed": int(counts.agents_deployed),
+            "total_requests": summary["total_requests"],
+            "successful_requests": summary["successful_requests"],
+            "failed_requests": summary["failed_requests"],
+            "global_success_rate": summary["success_rate"],
+            "avg_response_time_ms": summary["avg_response_time_ms"],
+            "total_tokens": summary["total_tokens"],
+            "total_cost_usd": summary["total_cost_usd"],
+        },
+        "top_tenants": [
+            {
+                "tenant_id": row.tenant_id,
+                "name": row.name,
+                "plan": row.plan,
+                "segment": row.segment,
+                "status": row.status,
+                **measures(row),
+            }
+            for row in top_tenants
+        ],
+        "top_agents": [
+            {
+                "agent_id": row.agent_id,
+                "name": row.name,
+                "display_name": row.display_name,
+                "category": row.category,
+                "active_deployments": int(row.active_deployments),
+                **measures(row),
+            }
+            for row in queries.top_agents(conn, period.start, period.end, TOP)
+        ],
+        "daily_trends": daily,
+    }
+
+
+def measures_zero() -> dict[str, Any]:
+    return {
+        "total_requests": 0,
+        "successful_requests": 0,
+        "failed_requests": 0,
+        "success_rate": 0.0,
+        "avg_response_time_ms": 0.0,
+        "total_tokens": 0,
+        "total_cost_usd": 0.0,
+    }

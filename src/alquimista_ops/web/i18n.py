@@ -1,0 +1,225 @@
+"""Page language (pt-BR first, English available) and pt-BR/en formats."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+LANGUAGES = ("pt-BR", "en")
+DEFAULT_LANGUAGE = "pt-BR"
+
+MESSAGES: dict[str, dict[str, str]] = {
+    "app.title": {"pt-BR": "Painel Operacional AlquimistaAI", "en": "AlquimistaAI Operations"},
+    "nav.overview": {"pt-BR": "Visão geral", "en": "Overview"},
+    "nav.agents": {"pt-BR": "Agentes", "en": "Agents"},
+    "nav.usage": {"pt-BR": "Uso", "en": "Usage"},
+    "nav.integrations": {"pt-BR": "Integrações", "en": "Integrations"},
+    "nav.support": {"pt-BR": "Suporte", "en": "Support"},
+    "nav.tenants": {"pt-BR": "Clientes", "en": "Tenants"},
+    "nav.billing": {"pt-BR": "Faturamento", "en": "Billing"},
+    "nav.operations": {"pt-BR": "Operações", "en": "Operations"},
+    "nav.signout": {"pt-BR": "Sair", "en": "Sign out"},
+    "nav.skip": {"pt-BR": "Pular para o conteúdo", "en": "Skip to content"},
+    "nav.menu": {"pt-BR": "Menu principal", "en": "Main menu"},
+    "lang.switch": {"pt-BR": "English", "en": "Português"},
+    "login.title": {"pt-BR": "Entrar", "en": "Sign in"},
+    "login.email": {"pt-BR": "E-mail", "en": "E-mail"},
+    "login.password": {"pt-BR": "Senha", "en": "Password"},
+    "login.submit": {"pt-BR": "Entrar", "en": "Sign in"},
+    "login.invalid": {
+        "pt-BR": "E-mail ou senha incorretos.",
+        "en": "Incorrect e-mail or password.",
+    },
+    "login.cognito": {
+        "pt-BR": "Entrar com a conta AlquimistaAI",
+        "en": "Sign in with AlquimistaAI",
+    },
+    "error.forbidden": {
+        "pt-BR": "Você não tem acesso a esta página.",
+        "en": "You do not have access to this page.",
+    },
+    "error.not_found": {"pt-BR": "Página não encontrada.", "en": "Page not found."},
+    "error.suspended": {
+        "pt-BR": "A conta da sua empresa está suspensa.",
+        "en": "Your company's account is suspended.",
+    },
+    "error.back": {"pt-BR": "Voltar ao início", "en": "Back to start"},
+    "card.agents": {"pt-BR": "Agentes ativos", "en": "Active agents"},
+    "card.users": {"pt-BR": "Usuários ativos", "en": "Active users"},
+    "card.requests_month": {"pt-BR": "Requisições no mês", "en": "Requests this month"},
+    "card.of_limit": {"pt-BR": "de {limit}", "en": "of {limit}"},
+    "card.plan": {"pt-BR": "Plano", "en": "Plan"},
+    "usage.title": {"pt-BR": "Uso", "en": "Usage"},
+    "usage.trend": {"pt-BR": "Requisições por dia", "en": "Requests per day"},
+    "usage.by_agent": {"pt-BR": "Requisições por agente", "en": "Requests per agent"},
+    "usage.period": {"pt-BR": "Período", "en": "Period"},
+    "usage.agent": {"pt-BR": "Agente", "en": "Agent"},
+    "usage.all_agents": {"pt-BR": "Todos os agentes", "en": "All agents"},
+    "usage.apply": {"pt-BR": "Aplicar", "en": "Apply"},
+    "usage.days": {"pt-BR": "{n} dias", "en": "{n} days"},
+    "usage.total_requests": {"pt-BR": "Requisições", "en": "Requests"},
+    "usage.success_rate": {"pt-BR": "Taxa de sucesso", "en": "Success rate"},
+    "usage.avg_response": {"pt-BR": "Tempo médio de resposta", "en": "Average response time"},
+    "usage.tokens": {"pt-BR": "Tokens", "en": "Tokens"},
+    "usage.cost": {"pt-BR": "Custo (US$)", "en": "Cost (US$)"},
+    "usage.failed": {"pt-BR": "Falhas", "en": "Failures"},
+    "usage.date": {"pt-BR": "Data", "en": "Date"},
+    "usage.no_data": {"pt-BR": "Sem uso no período.", "en": "No usage in this period."},
+    "usage.data_note": {
+        "pt-BR": "Dados consolidados até ontem (UTC).",
+        "en": "Rolled-up data up to yesterday (UTC).",
+    },
+    "agents.title": {"pt-BR": "Agentes", "en": "Agents"},
+    "agents.name": {"pt-BR": "Agente", "en": "Agent"},
+    "agents.category": {"pt-BR": "Categoria", "en": "Category"},
+    "agents.status": {"pt-BR": "Status", "en": "Status"},
+    "agents.activated": {"pt-BR": "Ativado em", "en": "Activated on"},
+    "agents.requests_30d": {"pt-BR": "Requisições (30 dias)", "en": "Requests (30 days)"},
+    "agents.none": {"pt-BR": "Nenhum agente.", "en": "No agents."},
+    "agents.filter": {"pt-BR": "Mostrar", "en": "Show"},
+    "integrations.title": {"pt-BR": "Integrações", "en": "Integrations"},
+    "integrations.type": {"pt-BR": "Tipo", "en": "Type"},
+    "integrations.name": {"pt-BR": "Nome", "en": "Name"},
+    "integrations.last_sync": {"pt-BR": "Última sincronização", "en": "Last sync"},
+    "integrations.last_error": {"pt-BR": "Último erro", "en": "Last error"},
+    "integrations.config": {"pt-BR": "Configuração", "en": "Configuration"},
+    "integrations.none": {"pt-BR": "Nenhuma integração.", "en": "No integrations."},
+    "support.title": {"pt-BR": "Suporte e incidentes", "en": "Support and incidents"},
+    "support.open": {"pt-BR": "Abertos", "en": "Open"},
+    "support.resolved": {"pt-BR": "Resolvidos", "en": "Resolved"},
+    "support.critical": {"pt-BR": "Críticos abertos", "en": "Critical open"},
+    "support.severity": {"pt-BR": "Gravidade", "en": "Severity"},
+    "support.title_col": {"pt-BR": "Incidente", "en": "Incident"},
+    "support.created": {"pt-BR": "Aberto em", "en": "Opened"},
+    "support.resolved_at": {"pt-BR": "Resolvido em", "en": "Resolved"},
+    "support.none": {"pt-BR": "Nenhum incidente.", "en": "No incidents."},
+    "support.all": {"pt-BR": "Todos", "en": "All"},
+    "pager.previous": {"pt-BR": "Anterior", "en": "Previous"},
+    "pager.next": {"pt-BR": "Próxima", "en": "Next"},
+    "pager.showing": {"pt-BR": "{start}–{end} de {total}", "en": "{start}–{end} of {total}"},
+    "status.active": {"pt-BR": "Ativo", "en": "Active"},
+    "status.inactive": {"pt-BR": "Inativo", "en": "Inactive"},
+    "status.error": {"pt-BR": "Erro", "en": "Error"},
+    "status.pending": {"pt-BR": "Pendente", "en": "Pending"},
+    "status.trial": {"pt-BR": "Avaliação", "en": "Trial"},
+    "status.suspended": {"pt-BR": "Suspenso", "en": "Suspended"},
+    "status.all": {"pt-BR": "Todos", "en": "All"},
+    "status.open": {"pt-BR": "Aberto", "en": "Open"},
+    "status.resolved": {"pt-BR": "Resolvido", "en": "Resolved"},
+    "severity.warning": {"pt-BR": "Atenção", "en": "Warning"},
+    "severity.error": {"pt-BR": "Erro", "en": "Error"},
+    "severity.critical": {"pt-BR": "Crítico", "en": "Critical"},
+    "severity.info": {"pt-BR": "Informação", "en": "Info"},
+    "common.never": {"pt-BR": "Nunca", "en": "Never"},
+    "common.none": {"pt-BR": "—", "en": "—"},
+    "ops.title": {"pt-BR": "Operações", "en": "Operations"},
+    "ops.new": {"pt-BR": "Novo comando", "en": "New command"},
+    "ops.type": {"pt-BR": "Tipo de comando", "en": "Command type"},
+    "ops.tenant": {"pt-BR": "Cliente", "en": "Tenant"},
+    "ops.tenant_hint": {"pt-BR": "Digite o nome ou CNPJ", "en": "Type a name or CNPJ"},
+    "ops.tenant_optional": {
+        "pt-BR": "Opcional: vazio para toda a plataforma",
+        "en": "Optional: empty for the whole platform",
+    },
+    "ops.agent": {"pt-BR": "Agente", "en": "Agent"},
+    "ops.integration": {"pt-BR": "Integração", "en": "Integration"},
+    "ops.reason": {"pt-BR": "Motivo", "en": "Reason"},
+    "ops.from": {"pt-BR": "De", "en": "From"},
+    "ops.to": {"pt-BR": "Até", "en": "To"},
+    "ops.queue": {"pt-BR": "Fila", "en": "Queue"},
+    "ops.limit": {"pt-BR": "Limite", "en": "Limit"},
+    "ops.choose": {"pt-BR": "Escolha…", "en": "Choose…"},
+    "ops.submit": {"pt-BR": "Enviar comando", "en": "Submit command"},
+    "ops.sent": {"pt-BR": "Comando enviado.", "en": "Command submitted."},
+    "ops.required": {"pt-BR": "Campo obrigatório.", "en": "This field is required."},
+    "ops.range": {
+        "pt-BR": "A data final deve ser igual ou posterior à inicial.",
+        "en": "The end date must be on or after the start date.",
+    },
+    "ops.history": {"pt-BR": "Histórico", "en": "History"},
+    "ops.status": {"pt-BR": "Status", "en": "Status"},
+    "ops.created": {"pt-BR": "Criado em", "en": "Created"},
+    "ops.by": {"pt-BR": "Por", "en": "By"},
+    "ops.result": {"pt-BR": "Resultado", "en": "Result"},
+    "ops.cancel": {"pt-BR": "Cancelar", "en": "Cancel"},
+    "ops.none": {"pt-BR": "Nenhum comando ainda.", "en": "No commands yet."},
+    "ops.admin_only": {"pt-BR": "somente administradores", "en": "administrators only"},
+    "ops.platform": {"pt-BR": "Plataforma", "en": "Platform"},
+    "status.PENDING": {"pt-BR": "Pendente", "en": "Pending"},
+    "status.RUNNING": {"pt-BR": "Executando", "en": "Running"},
+    "status.SUCCESS": {"pt-BR": "Sucesso", "en": "Success"},
+    "status.ERROR": {"pt-BR": "Erro", "en": "Error"},
+    "status.CANCELLED": {"pt-BR": "Cancelado", "en": "Cancelled"},
+    "cmd.HEALTH_CHECK": {"pt-BR": "Verificação de saúde", "en": "Health check"},
+    "cmd.RESTART_AGENT": {"pt-BR": "Reiniciar agente", "en": "Restart agent"},
+    "cmd.RESET_TOKEN": {"pt-BR": "Redefinir token de integração", "en": "Reset integration token"},
+    "cmd.REPROCESS_QUEUE": {"pt-BR": "Reprocessar fila", "en": "Reprocess queue"},
+    "cmd.PAUSE_AGENT": {"pt-BR": "Pausar agente", "en": "Pause agent"},
+    "cmd.SUSPEND_TENANT": {"pt-BR": "Suspender cliente", "en": "Suspend tenant"},
+    "cmd.REACTIVATE_TENANT": {"pt-BR": "Reativar cliente", "en": "Reactivate tenant"},
+    "cmd.RECOMPUTE_USAGE": {"pt-BR": "Recalcular uso", "en": "Recompute usage"},
+    "cmd.CLEAR_CACHE": {"pt-BR": "Limpar cache", "en": "Clear cache"},
+}
+
+
+def translate(lang: str, key: str, **values: Any) -> str:
+    entry = MESSAGES.get(key)
+    text = entry.get(lang, entry[DEFAULT_LANGUAGE]) if entry else key
+    return text.format(**values) if values else text
+
+
+def _group(integer: str, sep: str) -> str:
+    sign = "-" if integer.startswith("-") else ""
+    digits = integer.lstrip("-")
+    groups: list[str] = []
+    while len(digits) > 3:
+        groups.insert(0, digits[-3:])
+        digits = digits[:-3]
+    groups.insert(0, digits)
+    return sign + sep.join(groups)
+
+
+def format_number(lang: str, value: Any, digits: int = 0) -> str:
+    if value is None:
+        return "—"
+    number = round(float(value), digits)
+    text = f"{abs(number):.{digits}f}"
+    integer, _, fraction = text.partition(".")
+    thousands, decimal = (".", ",") if lang == "pt-BR" else (",", ".")
+    result = _group(integer, thousands) + (decimal + fraction if fraction else "")
+    return ("-" if number < 0 else "") + result
+
+
+def format_brl(lang: str, value: Any) -> str:
+    return "R$ " + format_number(lang, value if value is not None else 0, 2)
+
+
+def format_usd(lang: str, value: Any) -> str:
+    return "US$ " + format_number(lang, value if value is not None else 0, 2)
+
+
+def format_percent(lang: str, value: Any) -> str:
+    return format_number(lang, value, 1) + "%"
+
+
+def format_date(lang: str, value: date | datetime | str | None) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    day = value.date() if isinstance(value, datetime) else value
+    return day.strftime("%d/%m/%Y") if lang == "pt-BR" else day.isoformat()
+
+
+def format_datetime(lang: str, value: datetime | str | None) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    fmt = "%d/%m/%Y %H:%M" if lang == "pt-BR" else "%Y-%m-%d %H:%M"
+    return value.strftime(fmt) + " UTC"
+
+
+def as_decimal(value: Any) -> Decimal:
+    return Decimal(str(value or 0))

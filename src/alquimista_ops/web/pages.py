@@ -1,0 +1,331 @@
+"""The web dashboard: server-rendered pages over the same services as the API.
+
+Every page is guarded on the server: no session → sign-in page; a tenant user on a
+``/company`` page or a support user on billing → 403 page.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from alquimista_ops.agents import service as agents_service
+from alquimista_ops.auth import service as auth_service
+from alquimista_ops.auth.deps import SESSION_COOKIE, TenantScope, resolve_tenant_scope
+from alquimista_ops.auth.principal import Principal
+from alquimista_ops.core.deps import RuntimeDep
+from alquimista_ops.core.errors import AppError, Forbidden, NotFound
+from alquimista_ops.core.params import resolve_period
+from alquimista_ops.core.runtime import Runtime
+from alquimista_ops.incidents import service as incidents_service
+from alquimista_ops.integrations import service as integrations_service
+from alquimista_ops.tenants import service as tenants_service
+from alquimista_ops.usage import service as usage_service
+from alquimista_ops.web import i18n
+from alquimista_ops.web.session import (
+    LANG_COOKIE,
+    LoginRequired,
+    PageContext,
+    PageRefused,
+    check_csrf,
+    csrf_token,
+    current_principal,
+    finish,
+    home_for,
+    language,
+    navigation,
+    safe_next,
+    set_cookie,
+)
+
+WEB_DIR = Path(__file__).resolve().parent
+templates = Jinja2Templates(directory=str(WEB_DIR / "templates"))
+router = APIRouter(include_in_schema=False)
+
+
+def _install_filters() -> None:
+    env = templates.env
+    env.globals["formats"] = i18n
+    env.filters["tojson_attr"] = lambda value: json.dumps(value, default=str, ensure_ascii=False)
+
+
+_install_filters()
+
+
+def render(ctx: PageContext, template: str, status_code: int = 200, **values: Any) -> Response:
+    lang = ctx.lang
+
+    def t(key: str, **kw: Any) -> str:
+        return i18n.translate(lang, key, **kw)
+
+    response = templates.TemplateResponse(
+        ctx.request,
+        template,
+        {
+            "ctx": ctx,
+            "t": t,
+            "lang": lang,
+            "num": lambda v, d=0: i18n.format_number(lang, v, d),
+            "brl": lambda v: i18n.format_brl(lang, v),
+            "usd": lambda v: i18n.format_usd(lang, v),
+            "pct": lambda v: i18n.format_percent(lang, v),
+            "fdate": lambda v: i18n.format_date(lang, v),
+            "fdatetime": lambda v: i18n.format_datetime(lang, v),
+            **values,
+        },
+        status_code=status_code,
+    )
+    return response
+
+
+def page_context(
+    request: Request, runtime: Runtime, *, internal: bool = False, admin: bool = False
+) -> PageContext:
+    principal = current_principal(request, runtime)
+    if principal is None:
+        raise LoginRequired(
+            request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        )
+    if internal and not principal.is_internal:
+        raise PageRefused(403, "error.forbidden")
+    if admin and not principal.is_internal_admin:
+        raise PageRefused(403, "error.forbidden")
+    return PageContext(
+        request=request,
+        principal=principal,
+        lang=language(request),
+        csrf=csrf_token(request),
+        nav=navigation(principal, request.url.path),
+    )
+
+
+def tenant_scope(
+    runtime: Runtime, principal: Principal, tenant_id: uuid.UUID | None
+) -> TenantScope:
+    with runtime.engine.begin() as conn:
+        try:
+            return resolve_tenant_scope(conn, principal, tenant_id)
+        except Forbidden as exc:
+            key = "error.suspended" if exc.code == "TENANT_SUSPENDED" else "error.forbidden"
+            raise PageRefused(403, key) from exc
+        except NotFound as exc:
+            raise PageRefused(404, "error.not_found") from exc
+        except AppError as exc:
+            raise PageRefused(400, "error.not_found") from exc
+
+
+# -- sign-in ---------------------------------------------------------------------------------
+@router.get("/")
+def home(request: Request, runtime: RuntimeDep) -> Response:
+    principal = current_principal(request, runtime)
+    return RedirectResponse(home_for(principal) if principal else "/login", status_code=303)
+
+
+@router.get("/login")
+def login_page(request: Request, runtime: RuntimeDep, next: str | None = None) -> Response:
+    if runtime.settings.auth_mode == "cognito":
+        from alquimista_ops.web.cognito import start_login
+
+        return start_login(request, runtime, safe_next(next))
+    return _login_form(request, runtime, next=safe_next(next))
+
+
+def _login_form(
+    request: Request, runtime: Runtime, *, next: str | None, error: bool = False, email: str = ""
+) -> Response:
+    lang = language(request)
+    response = templates.TemplateResponse(
+        request,
+        "login.html",
+        {
+            "t": lambda key, **kw: i18n.translate(lang, key, **kw),
+            "lang": lang,
+            "csrf": csrf_token(request),
+            "next": next or "",
+            "error": error,
+            "email": email,
+        },
+        status_code=401 if error else 200,
+    )
+    return finish(request, response, runtime)
+
+
+@router.post("/login")
+def login_submit(
+    request: Request,
+    runtime: RuntimeDep,
+    username: Annotated[str, Form(max_length=254)] = "",
+    password: Annotated[str, Form(max_length=1024)] = "",
+    csrf: Annotated[str, Form(max_length=128)] = "",
+    next: Annotated[str, Form(max_length=2048)] = "",
+) -> Response:
+    check_csrf(request, csrf)
+    if runtime.idp is None:
+        raise PageRefused(404, "error.not_found")
+    try:
+        with runtime.engine.begin() as conn:
+            tokens = auth_service.sign_in(conn, runtime.idp, username, password)
+    except AppError:
+        return _login_form(request, runtime, next=safe_next(next), error=True, email=username)
+    principal = runtime.verifier.verify(tokens["id_token"])
+    response = RedirectResponse(safe_next(next) or home_for(principal), status_code=303)
+    set_cookie(
+        response,
+        runtime,
+        SESSION_COOKIE,
+        tokens["id_token"],
+        http_only=True,
+        max_age=int(tokens["expires_in"]),
+    )
+    return response
+
+
+@router.post("/logout")
+def logout(
+    request: Request, runtime: RuntimeDep, csrf: Annotated[str, Form(max_length=128)] = ""
+) -> Response:
+    check_csrf(request, csrf)
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.get("/lang")
+def switch_language(
+    runtime: RuntimeDep,
+    set: Annotated[str, Query(pattern="^(pt-BR|en)$")] = "pt-BR",
+    next: str | None = None,
+) -> Response:
+    response = RedirectResponse(safe_next(next) or "/", status_code=303)
+    set_cookie(response, runtime, LANG_COOKIE, set, http_only=False, max_age=365 * 86400)
+    return response
+
+
+# -- tenant area -----------------------------------------------------------------------------
+def _tenant_page(
+    request: Request, runtime: Runtime, tenant_id: uuid.UUID | None
+) -> tuple[PageContext, TenantScope]:
+    ctx = page_context(request, runtime)
+    scope = tenant_scope(runtime, ctx.principal, tenant_id)
+    ctx.extra["tenant_query"] = f"?tenant_id={scope.tenant_id}" if ctx.principal.is_internal else ""
+    return ctx, scope
+
+
+@router.get("/dashboard")
+def tenant_overview(
+    request: Request,
+    runtime: RuntimeDep,
+    tenant_id: uuid.UUID | None = None,
+    period: Annotated[str, Query(pattern="^(7d|30d|90d)$")] = "30d",
+) -> Response:
+    ctx, scope = _tenant_page(request, runtime, tenant_id)
+    with runtime.engine.begin() as conn:
+        tenant = tenants_service.tenant_me(conn, scope)
+        usage = usage_service.tenant_usage(conn, scope, resolve_period(period, None, None), None)
+        agents = agents_service.tenant_agents(conn, scope, "all")["agents"]
+        integrations = integrations_service.tenant_integrations(conn, scope, None, None)
+    return finish(
+        request,
+        render(
+            ctx,
+            "tenant/overview.html",
+            tenant=tenant,
+            usage=usage,
+            agents=agents,
+            integrations=integrations["integrations"],
+            period=period,
+        ),
+        runtime,
+    )
+
+
+@router.get("/dashboard/agents")
+def tenant_agents_page(
+    request: Request,
+    runtime: RuntimeDep,
+    tenant_id: uuid.UUID | None = None,
+    status: Annotated[str, Query(pattern="^(active|inactive|error|all)$")] = "all",
+) -> Response:
+    ctx, scope = _tenant_page(request, runtime, tenant_id)
+    with runtime.engine.begin() as conn:
+        agents = agents_service.tenant_agents(conn, scope, status)["agents"]
+    return finish(request, render(ctx, "tenant/agents.html", agents=agents, status=status), runtime)
+
+
+@router.get("/dashboard/usage")
+def tenant_usage_page(
+    request: Request,
+    runtime: RuntimeDep,
+    tenant_id: uuid.UUID | None = None,
+    period: Annotated[str, Query(pattern="^(7d|30d|90d)$")] = "30d",
+    agent_id: uuid.UUID | None = None,
+) -> Response:
+    ctx, scope = _tenant_page(request, runtime, tenant_id)
+    with runtime.engine.begin() as conn:
+        agents = agents_service.tenant_agents(conn, scope, "all")["agents"]
+        if agent_id is not None and agent_id not in {a["id"] for a in agents}:
+            raise PageRefused(404, "error.not_found")
+        usage = usage_service.tenant_usage(
+            conn, scope, resolve_period(period, None, None), agent_id
+        )
+    return finish(
+        request,
+        render(
+            ctx, "tenant/usage.html", usage=usage, agents=agents, period=period, agent_id=agent_id
+        ),
+        runtime,
+    )
+
+
+@router.get("/dashboard/integrations")
+def tenant_integrations_page(
+    request: Request, runtime: RuntimeDep, tenant_id: uuid.UUID | None = None
+) -> Response:
+    ctx, scope = _tenant_page(request, runtime, tenant_id)
+    with runtime.engine.begin() as conn:
+        items = integrations_service.tenant_integrations(conn, scope, None, None)["integrations"]
+    return finish(request, render(ctx, "tenant/integrations.html", integrations=items), runtime)
+
+
+@router.get("/dashboard/support")
+def tenant_support_page(
+    request: Request,
+    runtime: RuntimeDep,
+    tenant_id: uuid.UUID | None = None,
+    status: Annotated[str, Query(pattern="^(open|resolved|all)$")] = "all",
+    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+) -> Response:
+    from alquimista_ops.core.params import Page
+
+    ctx, scope = _tenant_page(request, runtime, tenant_id)
+    limit = 20
+    with runtime.engine.begin() as conn:
+        data = incidents_service.tenant_incidents(
+            conn, scope, status, None, Page(limit, (page - 1) * limit)
+        )
+    return finish(
+        request,
+        render(
+            ctx,
+            "tenant/support.html",
+            data=data,
+            status=status,
+            page=page,
+            limit=limit,
+            base_query=base_query(request),
+        ),
+        runtime,
+    )
+
+
+def base_query(request: Request) -> str:
+    """The current query string without ``page``, ready for ``page=N`` to be appended."""
+    kept = [(k, v) for k, v in request.query_params.multi_items() if k != "page"]
+    return urlencode(kept) + "&" if kept else ""

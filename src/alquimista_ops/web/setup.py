@@ -1,0 +1,54 @@
+"""Mounting the web dashboard on the app (only when ENABLE_OPERATIONAL_DASHBOARD is true)."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from alquimista_ops.web import i18n
+from alquimista_ops.web.cognito import router as cognito_router
+from alquimista_ops.web.company_pages import router as company_router
+from alquimista_ops.web.pages import WEB_DIR, router, templates
+from alquimista_ops.web.session import LoginRequired, PageRefused, language
+
+CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "connect-src 'self'; frame-ancestors 'none'; form-action 'self' https:; base-uri 'self'"
+)
+
+
+def install_web(app: FastAPI) -> None:
+    app.mount("/static", StaticFiles(directory=str(WEB_DIR / "static")), name="static")
+    app.include_router(router)
+    app.include_router(cognito_router)
+    app.include_router(company_router)
+
+    @app.exception_handler(LoginRequired)
+    async def _login_required(_request: Request, exc: LoginRequired) -> Response:
+        return RedirectResponse(f"/login?next={quote(exc.next_path, safe='/')}", status_code=303)
+
+    @app.exception_handler(PageRefused)
+    async def _refused(request: Request, exc: PageRefused) -> Response:
+        lang = language(request)
+        return templates.TemplateResponse(
+            request,
+            "error.html",
+            {
+                "t": lambda key, **kw: i18n.translate(lang, key, **kw),
+                "lang": lang,
+                "status": exc.status,
+                "message": i18n.translate(lang, exc.message_key),
+            },
+            status_code=exc.status,
+        )
+
+    @app.middleware("http")
+    async def _page_headers(request: Request, call_next):  # type: ignore[no-untyped-def]
+        response: Response = await call_next(request)
+        if response.headers.get("content-type", "").startswith("text/html"):
+            response.headers["Content-Security-Policy"] = CSP
+            response.headers["Cache-Control"] = "no-store"
+        return response
