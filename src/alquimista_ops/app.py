@@ -27,7 +27,9 @@ from alquimista_ops.integrations.api import router as integrations_router
 from alquimista_ops.tenants.api import router as tenants_router
 from alquimista_ops.tenants.internal_api import router as internal_tenants_router
 from alquimista_ops.usage.api import router as usage_router
+from alquimista_ops.usage.ingest_api import router as ingest_router
 from alquimista_ops.usage.internal_api import router as internal_usage_router
+from alquimista_ops.usage.jobs import set_usage_changed_hook
 
 API_ROUTERS = (
     health_router,
@@ -37,6 +39,7 @@ API_ROUTERS = (
     integrations_router,
     usage_router,
     incidents_router,
+    ingest_router,
     commands_router,
     internal_tenants_router,
     internal_usage_router,
@@ -48,6 +51,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     settings = settings or (runtime.settings if runtime else get_settings())
     owns_runtime = runtime is None
     runtime = runtime or build_runtime(settings)
+    # Rollups run in this process (in-process worker, RECOMPUTE_USAGE) invalidate its cache.
+    set_usage_changed_hook(runtime.cache.invalidate_usage)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

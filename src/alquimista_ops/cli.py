@@ -18,6 +18,7 @@ from alquimista_ops.core.cache import build_cache
 from alquimista_ops.core.db import create_db_engine
 from alquimista_ops.core.errors import AppError
 from alquimista_ops.core.settings import get_settings
+from alquimista_ops.usage import cli as usage_cli
 
 app = typer.Typer(help="AlquimistaAI Operational Dashboard", no_args_is_help=True)
 db_app = typer.Typer(help="Database migrations and rollback", no_args_is_help=True)
@@ -28,6 +29,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
 app.add_typer(groups_app, name="groups")
 app.add_typer(users_app, name="users")
+usage_cli.register(app)  # issue 5: ingest, aggregate, scheduler, service-keys
 app.add_typer(aws_cli.deploy_app, name="deploy")  # issue 7
 app.command("smoke-test")(aws_cli.smoke_test)  # issue 7
 app.command("worker")(worker_command)  # issue 4

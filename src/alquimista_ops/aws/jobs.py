@@ -14,8 +14,7 @@ from typing import Any
 
 from alquimista_ops.aws.lambda_runtime import get_runtime, logger, tracer
 from alquimista_ops.core.clock import utcnow
-from alquimista_ops.core.db import unit_of_work
-from alquimista_ops.usage.rollup import rollup_range
+from alquimista_ops.usage.jobs import run_rollup_job
 
 MAX_BACKFILL_DAYS = 366
 
@@ -51,8 +50,18 @@ def aggregation_range(event: dict[str, Any]) -> tuple[date, date]:
 def aggregate_metrics(event: dict[str, Any], context: Any) -> dict[str, Any]:
     start, end = aggregation_range(event)
     runtime = get_runtime()
-    with unit_of_work(runtime.engine) as conn:
-        result = rollup_range(conn, start, end)
+    job = run_rollup_job(
+        runtime.engine,
+        start,
+        end,
+        trigger="eventbridge" if "from" not in event else "backfill",
+        # The scheduled run also removes raw days past the retention (after rolling them up).
+        retention=None
+        if "from" in event
+        else (utcnow().date(), runtime.settings.usage_raw_retention_days),
+        on_usage_changed=runtime.cache.invalidate_usage,
+    )
+    result = job.rollup
     report = {
         "start": result.start.isoformat(),
         "end": result.end.isoformat(),

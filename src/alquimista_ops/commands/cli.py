@@ -9,11 +9,13 @@ from typing import Annotated
 import typer
 
 from alquimista_ops.commands.handlers import Handler
+from alquimista_ops.commands.inprocess import start_scheduler_thread, stop_scheduler_thread
 from alquimista_ops.commands.runtime_hooks import build_cache_hooks
 from alquimista_ops.commands.worker import Worker, WorkerConfig
 from alquimista_ops.core.db import create_db_engine
 from alquimista_ops.core.logging import configure_logging
 from alquimista_ops.core.settings import Settings, get_settings
+from alquimista_ops.usage.jobs import wire_usage_cache
 
 
 def build_worker(
@@ -33,7 +35,7 @@ def build_worker(
     )
 
 
-def run_worker(worker: Worker) -> None:
+def run_worker(worker: Worker, settings: Settings | None = None) -> None:
     """Run until SIGTERM/SIGINT; the commands in hand are finished before exiting."""
 
     def _stop(_signum: int, _frame: FrameType | None) -> None:
@@ -41,9 +43,15 @@ def run_worker(worker: Worker) -> None:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    # The worker process also runs the daily usage rollup on its schedule (one run per day
+    # across all workers: the scheduler takes a database lock).
+    settings = settings or get_settings()
+    wire_usage_cache(settings)
+    scheduler = start_scheduler_thread(worker.engine, settings)
     try:
         worker.run()
     finally:
+        stop_scheduler_thread(scheduler)
         worker.engine.dispose()
 
 
@@ -58,4 +66,4 @@ def worker_command(
     """Run the operational command worker (claims PENDING commands, wakes on NOTIFY)."""
     settings = get_settings()
     configure_logging(settings.log_level)
-    run_worker(build_worker(settings, concurrency, batch_size))
+    run_worker(build_worker(settings, concurrency, batch_size), settings)

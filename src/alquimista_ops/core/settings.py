@@ -151,6 +151,33 @@ class Settings(BaseSettings):
     def key_file(self) -> Path:
         return self.local_key_file or self.var_dir / "local-idp-key.pem"
 
+    # Issue 5: usage pipeline (ingestion, daily rollup, schedule, retention).
+    usage_rollup_time: str = Field(default="02:00", alias="USAGE_ROLLUP_TIME")
+    usage_rollup_rerun_days: int = Field(default=2, ge=0, le=31, alias="USAGE_ROLLUP_RERUN_DAYS")
+    usage_raw_retention_days: int = Field(
+        default=90, ge=1, le=3650, alias="USAGE_RAW_RETENTION_DAYS"
+    )
+    usage_scheduler_interval_seconds: float = Field(
+        default=60.0, gt=0, alias="USAGE_SCHEDULER_INTERVAL_SECONDS"
+    )
+    usage_scheduler_lock_ttl_seconds: int = Field(
+        default=3600, ge=60, alias="USAGE_SCHEDULER_LOCK_TTL_SECONDS"
+    )
+    ingest_max_records: int = Field(default=10_000, ge=1, le=100_000, alias="INGEST_MAX_RECORDS")
+    ingest_max_clock_skew_seconds: int = Field(
+        default=300, ge=0, alias="INGEST_MAX_CLOCK_SKEW_SECONDS"
+    )
+
+    @field_validator("usage_rollup_time")
+    @classmethod
+    def _check_rollup_time(cls, value: str) -> str:
+        hours, sep, minutes = value.partition(":")
+        if not (sep and hours.isdigit() and minutes.isdigit()):
+            raise ValueError("USAGE_ROLLUP_TIME must be HH:MM (UTC)")
+        if not (0 <= int(hours) <= 23 and 0 <= int(minutes) <= 59):
+            raise ValueError("USAGE_ROLLUP_TIME must be HH:MM (UTC)")
+        return f"{int(hours):02d}:{int(minutes):02d}"
+
 
 def resolve_database_url(settings: Settings) -> str:
     """The SQLAlchemy URL: DATABASE_URL, the Aurora secret, or the embedded SQLite file."""
