@@ -112,7 +112,7 @@ def test_postgresql_tables_live_in_the_schema(fresh_engine: tuple[Engine, str]) 
         public = set(sa.inspect(conn).get_table_names(schema="public"))
         assert not public & ALL_TABLES
         indexes = {i["name"] for i in sa.inspect(conn).get_indexes("agent_requests", SCHEMA)}
-    assert "ix_agent_requests_tenant_id_created_at" in indexes
+    assert "ix_agent_requests_day_tenant_id_agent_id" in indexes
 
 
 def run_cli(args: list[str], url: str, var_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Any:

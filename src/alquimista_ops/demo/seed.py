@@ -597,8 +597,8 @@ def seed(engine: Engine, options: SeedOptions, progress: Progress | None = None)
         if raw_days:
             result = rollup_range(conn, raw_start, yesterday)
             report.counts["tenant_usage_daily"] += result.rows_written
-        else:
-            recompute_agent_counters(conn)
+        # The rollup recomputes the pairs it touched; history loaded as rollups needs the rest.
+        recompute_agent_counters(conn)
         refresh_usage_totals(conn, period_start, yesterday)
     tell("rollup", 1, 1)
 

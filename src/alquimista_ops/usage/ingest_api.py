@@ -44,6 +44,9 @@ _RECORD_SCHEMA = {
         "nothing is written. Records whose `request_id` is already stored are skipped and "
         "counted as duplicates, so a retried batch is safe."
     ),
+    responses={
+        403: {"description": "A user token instead of a service key, or a key without the scope"}
+    },
     openapi_extra={
         "requestBody": {
             "required": True,
