@@ -434,3 +434,21 @@ def test_slow_redis_times_out_and_serves_from_database(
     # One request pays the 50 ms timeout and opens the breaker; the others skip Redis.
     assert max(timings) < 1.0, timings
     assert sum(timings) < 2.0, timings
+
+
+def test_memory_cache_invalidation_reaches_another_process_on_the_machine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without Redis, an invalidation made by another process (e.g. `alquimista-ops aggregate`
+    beside the server) empties this process's cache through the shared epoch file."""
+    from alquimista_ops.core.cache import build_cache, tenant_scope
+
+    monkeypatch.setattr(MemoryBackend, "EPOCH_CHECK_SECONDS", 0.0)
+    settings = make_settings(tmp_path, "sqlite://", REDIS_URL="")
+    server, job = build_cache(settings), build_cache(settings)
+    assert server.backend_name == job.backend_name == "memory"
+    key = CacheKey.build("tenant_usage", tenant_scope(uuid.uuid4()), {"period": "7d"})
+    server.get_or_compute(key, lambda: b"old")
+    assert server.get_or_compute(key, lambda: b"new") == (b"old", True)
+    job.invalidate_usage(None)  # the other process invalidates
+    assert server.get_or_compute(key, lambda: b"new") == (b"new", False)

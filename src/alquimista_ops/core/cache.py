@@ -29,6 +29,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import redis
@@ -114,18 +115,60 @@ class Backend(Protocol):
 
 
 class MemoryBackend:
-    """In-process LRU with TTLs and the same index structure as the Redis backend."""
+    """In-process LRU with TTLs and the same index structure as the Redis backend.
+
+    Processes on one machine (the server and a CLI job such as ``alquimista-ops aggregate``)
+    share an *epoch file*: every invalidation rewrites it, and a process that sees it changed
+    (checked at most every ``EPOCH_CHECK_SECONDS``) empties its own cache. So an invalidation
+    made by another process reaches this one within that interval, without Redis.
+    """
 
     name = "memory"
+    EPOCH_CHECK_SECONDS = 0.5
 
-    def __init__(self, max_entries: int = 10_000) -> None:
+    def __init__(self, max_entries: int = 10_000, epoch_file: Path | None = None) -> None:
         self._data: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
         self._indexes: dict[str, set[str]] = {}
         self._lock = threading.Lock()
         self._max = max_entries
+        self._epoch_file = epoch_file
+        self._epoch_seen = self._read_epoch()
+        self._epoch_checked = time.monotonic()
+
+    def _read_epoch(self) -> int:
+        if self._epoch_file is None:
+            return 0
+        try:
+            return self._epoch_file.stat().st_mtime_ns
+        except OSError:
+            return 0
+
+    def _sync_epoch(self) -> None:
+        """Empty this process's cache when another process invalidated (lock held)."""
+        now = time.monotonic()
+        if self._epoch_file is None or now - self._epoch_checked < self.EPOCH_CHECK_SECONDS:
+            return
+        self._epoch_checked = now
+        epoch = self._read_epoch()
+        if epoch != self._epoch_seen:
+            self._epoch_seen = epoch
+            self._data.clear()
+            self._indexes.clear()
+
+    def _bump_epoch(self) -> None:
+        if self._epoch_file is None:
+            return
+        try:
+            self._epoch_file.parent.mkdir(parents=True, exist_ok=True)
+            self._epoch_file.write_text(str(time.time_ns()))
+        except OSError as exc:
+            log.warning("cache epoch file not writable: %s", exc)
+            return
+        self._epoch_seen = self._read_epoch()
 
     def get(self, key: str) -> bytes | None:
         with self._lock:
+            self._sync_epoch()
             item = self._data.get(key)
             if item is None:
                 return None
@@ -157,6 +200,7 @@ class MemoryBackend:
                         removed += 1
                 if not members:
                     self._indexes.pop(index, None)
+            self._bump_epoch()
         return removed
 
     def delete_prefix(self, prefix: str) -> int:
@@ -166,6 +210,7 @@ class MemoryBackend:
                 del self._data[key]
             for index in [i for i in self._indexes if i.startswith(prefix)]:
                 del self._indexes[index]
+            self._bump_epoch()
             return len(doomed)
 
     def ping(self) -> None:
@@ -452,5 +497,8 @@ def build_cache(settings: Settings, client: redis.Redis | None = None) -> Cache:
     if url:
         backend = RedisBackend(client or redis_client(url, settings.cache_timeout_ms))
     else:
-        backend = MemoryBackend(settings.cache_memory_max_entries)
+        backend = MemoryBackend(
+            settings.cache_memory_max_entries,
+            epoch_file=settings.var_dir / f"cache-epoch-{settings.cache_prefix}-{settings.env}",
+        )
     return Cache(backend, namespace=namespace, breaker=breaker)
