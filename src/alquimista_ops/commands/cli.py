@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from alquimista_ops.commands.handlers import Handler
-from alquimista_ops.commands.runtime_hooks import build_cache_hooks
+from alquimista_ops.commands.runtime_hooks import build_cache_hooks, build_store
 from alquimista_ops.commands.worker import Worker, WorkerConfig
 from alquimista_ops.core.db import create_db_engine
 from alquimista_ops.core.logging import configure_logging
@@ -29,6 +29,7 @@ def build_worker(
         create_db_engine(settings),
         config=WorkerConfig.from_settings(settings, **overrides),
         cache=build_cache_hooks(settings),
+        store=build_store(settings),
         handlers=handlers,
     )
 
