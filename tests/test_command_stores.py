@@ -16,7 +16,6 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from alquimista_ops.aws import layout
 from alquimista_ops.aws.command_store import DynamoCommandStore, idempotency_id
 from alquimista_ops.commands import service
 from alquimista_ops.commands.audit import Actor
@@ -31,31 +30,18 @@ from alquimista_ops.core.schema import operational_commands, operational_events,
 from alquimista_ops.core.settings import Settings
 from tests.commands_support import Tenant, make_tenant
 from tests.conftest import auth
+from tests.dynamo_support import TABLE, moto_commands_store
 
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 
-TABLE = "alquimista-operational-commands-test"
 ADMIN = Actor("00000000-0000-4000-8000-0000000000a1", "admin@alquimista.ai")
 URL = "/internal/operations/commands"
 
 
 @pytest.fixture
 def dynamo_store() -> Iterator[DynamoCommandStore]:
-    from moto import mock_aws
-
-    with mock_aws():
-        import boto3
-
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(**layout.commands_table_definition(TABLE))
-        client.update_time_to_live(
-            TableName=TABLE,
-            TimeToLiveSpecification={
-                "Enabled": True,
-                "AttributeName": layout.COMMANDS_TTL_ATTRIBUTE,
-            },
-        )
-        yield DynamoCommandStore(TABLE, client)
+    with moto_commands_store() as store:
+        yield store
 
 
 @pytest.fixture(params=["sql", "dynamodb"])

@@ -214,16 +214,7 @@ def test_fourteen_functions(stack: tuple[str, Template]) -> None:
 
 @pytest.mark.parametrize(
     "handler",
-    [r.handler for r in layout.ROUTES]
-    + [
-        layout.AGGREGATE_METRICS.handler,
-        pytest.param(
-            layout.PROCESS_COMMAND.handler,
-            marks=pytest.mark.xfail(
-                strict=True, reason="arrives with the DynamoDB command store (issue 4)"
-            ),
-        ),
-    ],
+    [r.handler for r in layout.ROUTES] + [j.handler for j in layout.JOBS],
 )
 def test_function_handlers_exist_in_the_package(handler: str) -> None:
     module, _, attr = handler.rpartition(".")
