@@ -158,6 +158,7 @@ def test_redelivered_record_does_nothing_twice(
     assert invoke(agent_insert) == []
     first = get(clean_db, store, agent.command_id)
     assert invoke(agent_insert) == []  # the same record again (at-least-once delivery)
+    assert invoke(agent_insert, agent_insert) == []
     again = get(clean_db, store, agent.command_id)
     assert again.status == "SUCCESS" and again.attempts == 1
     assert again.completed_at == first.completed_at
@@ -248,3 +249,19 @@ def test_crashed_invocation_is_taken_over_after_its_lease(
     assert state.status == "SUCCESS" and state.attempts == 2
     assert state.lease_owner is None
     assert event_types(clean_db, agent.command_id).count("agent.restarted") == 1
+
+
+def test_out_of_attempts_after_a_crash_is_a_dead_letter(
+    store: DynamoCommandStore, world: Tenant, clean_db: Engine
+) -> None:
+    agent, agent_insert = inserted(store, clean_db, restart(world, max_attempts=1))
+    with clean_db.begin() as conn:
+        store.claim(conn, "crashed-invocation", 10, 0.05)
+    time.sleep(0.1)
+    assert invoke(agent_insert) == []
+    state = get(clean_db, store, agent.command_id)
+    assert state.status == "ERROR" and state.dead_letter and state.attempts == 1
+    assert "lease expired" in (state.error_message or "")
+    assert agent_status(clean_db, world) == "error"
+    kinds = event_types(clean_db, agent.command_id)
+    assert kinds[-2:] == ["command.lease_expired", "command.failed"]

@@ -477,10 +477,11 @@ class DynamoCommandStore:
             if current is None or current["status"]["S"] != "RUNNING":
                 continue
             record = record_from_item(current)
-            if record.lease_expires_at is not None and record.lease_expires_at < utcnow():
-                self._release([record], conn)
+            expired = record.lease_expires_at is not None and record.lease_expires_at < utcnow()
+            if expired and record.attempts >= record.max_attempts:
+                self._release([record], conn)  # its worker died on the last attempt
             else:
-                busy.append(key)
+                busy.append(key)  # held by a live worker (or just expired): deliver again
         return self._started(conn, owner, taken), busy
 
     def hold(self, conn: Connection, owner: str, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:

@@ -104,10 +104,16 @@ def run_stream_batch(
     """Claim, run and record the commands of a stream batch; the partial batch response."""
     failures: list[str] = []
     wanted: list[tuple[str, dict[str, Any]]] = []
+    seen: set[tuple[str, str]] = set()
     for record in records:
         key = _command_key(record)
-        if key is not None:
-            wanted.append((str(record["dynamodb"]["SequenceNumber"]), key))
+        if key is None:
+            continue
+        identity = (key["command_id"]["S"], key["created_at"]["S"])
+        if identity in seen:  # the same command twice in a batch (e.g. re-driven): once
+            continue
+        seen.add(identity)
+        wanted.append((str(record["dynamodb"]["SequenceNumber"]), key))
     if not wanted:
         return {"batchItemFailures": []}
     sequence_of = {key["command_id"]["S"]: seq for seq, key in wanted}
