@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from alquimista_ops.commands.handlers import Handler
-from alquimista_ops.commands.runtime_hooks import build_cache_hooks, build_store
+from alquimista_ops.commands.runtime_hooks import build_cache_hooks
 from alquimista_ops.commands.worker import Worker, WorkerConfig
 from alquimista_ops.core.db import create_db_engine
 from alquimista_ops.core.logging import configure_logging
@@ -22,6 +22,8 @@ def build_worker(
     batch_size: int | None = None,
     handlers: dict[str, Handler] | None = None,
 ) -> Worker:
+    from alquimista_ops.commands.runtime_hooks import build_store  # issue 7
+
     overrides: dict[str, int] = {"concurrency": concurrency}
     if batch_size is not None:
         overrides["batch_size"] = batch_size

@@ -20,8 +20,9 @@ import threading
 import uuid
 from typing import Any
 
+from alquimista_ops.commands import store as command_store
 from alquimista_ops.commands.handlers import CacheHooks
-from alquimista_ops.commands.store import CommandStore, SqlCommandStore
+from alquimista_ops.commands.store import SqlCommandStore
 from alquimista_ops.core.runtime import Runtime
 from alquimista_ops.core.settings import Settings
 
@@ -30,15 +31,15 @@ STORE_KEY = "command_store"
 WAKE_KEY = "command_wakeup"
 
 
-def store_for(runtime: Runtime) -> CommandStore:
+def store_for(runtime: Runtime) -> command_store.CommandStore:
     """The runtime's command store (built once): see ``build_store``."""
-    store: CommandStore | None = runtime.extras.get(STORE_KEY)
+    store: command_store.CommandStore | None = runtime.extras.get(STORE_KEY)
     if store is None:
         store = runtime.extras.setdefault(STORE_KEY, build_store(runtime.settings))
     return store
 
 
-def build_store(settings: Settings) -> CommandStore:
+def build_store(settings: Settings) -> command_store.CommandStore:
     """Issue 7: the DynamoDB table ``COMMANDS_TABLE`` when ``settings.commands_on_dynamodb``
     (``COMMANDS_BACKEND=dynamodb``, or ``auto`` with ``COMMANDS_TABLE`` set, as on Lambda);
     otherwise the relational ``operational_commands`` table."""

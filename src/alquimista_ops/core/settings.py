@@ -71,19 +71,6 @@ class Settings(BaseSettings):
     command_inprocess_worker: Literal["auto", "on", "off"] = Field(
         default="auto", alias="COMMAND_INPROCESS_WORKER"
     )
-    # Issue 7: commands on DynamoDB. COMMANDS_BACKEND=auto uses the DynamoDB table when
-    # COMMANDS_TABLE is set (the CDK stack sets it on every function), else the SQL store.
-    commands_table: str | None = Field(default=None, alias="COMMANDS_TABLE")
-    commands_backend: Literal["auto", "sql", "dynamodb"] = Field(
-        default="auto", alias="COMMANDS_BACKEND"
-    )
-
-    @property
-    def commands_on_dynamodb(self) -> bool:
-        """Issue 7: whether commands live in the DynamoDB table ``COMMANDS_TABLE``."""
-        if self.commands_backend == "dynamodb":
-            return True
-        return self.commands_backend == "auto" and bool(self.commands_table)
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -103,8 +90,6 @@ class Settings(BaseSettings):
                 raise ValueError(
                     "AUTH_MODE=cognito needs COGNITO_USER_POOL_ID and COGNITO_CLIENT_ID"
                 )
-        if self.commands_backend == "dynamodb" and not self.commands_table:
-            raise ValueError("COMMANDS_BACKEND=dynamodb needs COMMANDS_TABLE")
         if self.auth_mode == "cognito" and not self.cognito_user_pool_id:
             raise ValueError("AUTH_MODE=cognito needs COGNITO_USER_POOL_ID")
         return self
@@ -150,6 +135,26 @@ class Settings(BaseSettings):
     @property
     def key_file(self) -> Path:
         return self.local_key_file or self.var_dir / "local-idp-key.pem"
+
+    # Issue 7: commands on DynamoDB. COMMANDS_BACKEND=auto keeps the commands in the DynamoDB
+    # table COMMANDS_TABLE when it is set (the CDK stack sets it on every function), else in
+    # the relational operational_commands table; sql / dynamodb force one.
+    commands_table: str | None = Field(default=None, alias="COMMANDS_TABLE")
+    commands_backend: Literal["auto", "sql", "dynamodb"] = Field(
+        default="auto", alias="COMMANDS_BACKEND"
+    )
+
+    @model_validator(mode="after")
+    def _check_commands_backend(self) -> Settings:
+        if self.commands_backend == "dynamodb" and not self.commands_table:
+            raise ValueError("COMMANDS_BACKEND=dynamodb needs COMMANDS_TABLE")
+        return self
+
+    @property
+    def commands_on_dynamodb(self) -> bool:
+        if self.commands_backend == "dynamodb":
+            return True
+        return self.commands_backend == "auto" and bool(self.commands_table)
 
 
 def resolve_database_url(settings: Settings) -> str:
