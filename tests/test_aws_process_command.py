@@ -36,8 +36,10 @@ from tests.test_command_stores import (
     get,
     new_command,
     restart,
+    sql_commands,
 )
 
+URL = "/internal/operations/commands"
 _sequence = itertools.count(100_000_000_000_000_000_000)
 
 
@@ -265,3 +267,37 @@ def test_out_of_attempts_after_a_crash_is_a_dead_letter(
     assert agent_status(clean_db, world) == "error"
     kinds = event_types(clean_db, agent.command_id)
     assert kinds[-2:] == ["command.lease_expired", "command.failed"]
+
+
+def test_lambda_routes_and_stream_end_to_end(
+    store: DynamoCommandStore, world: Tenant, clean_db: Engine, token_for: Any
+) -> None:
+    """POST through the create-command function, the INSERT's stream record through
+    process_command, GET through the list-commands function: all on the DynamoDB table."""
+    from alquimista_ops.aws import handlers
+    from tests.test_aws_lambda import http_event, lambda_json
+
+    token = token_for("INTERNAL_ADMIN", sub=uuid.UUID(ADMIN.user_id), email=ADMIN.email)
+    body = {
+        "command_type": "RESTART_AGENT",
+        "tenant_id": str(world.id),
+        "parameters": {"agent_id": str(world.agent_id)},
+    }
+    event = http_event("POST /internal/operations/commands", URL, token=token, body=body)
+    event["headers"]["idempotency-key"] = "e2e-1"
+    created = handlers.create_command(event, FakeContext())
+    assert created["statusCode"] == 201, created["body"]
+    command_id = uuid.UUID(lambda_json(created)["command_id"])
+    assert handlers.create_command(event, FakeContext())["statusCode"] == 200  # replay
+    record = get(clean_db, store, command_id)
+    assert invoke(stream_record(item_of(store, record))) == []
+    listed = handlers.list_commands(
+        http_event("GET /internal/operations/commands", URL, {"status": "SUCCESS"}, token),
+        FakeContext(),
+    )
+    assert listed["statusCode"] == 200, listed["body"]
+    page = lambda_json(listed)
+    assert page["total"] == 1 and page["commands"][0]["command_id"] == str(command_id)
+    assert page["commands"][0]["output"]["status"] == "active"
+    assert agent_status(clean_db, world) == "active"
+    assert sql_commands(clean_db) == 0  # nothing went to the relational commands table
