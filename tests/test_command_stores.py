@@ -412,3 +412,51 @@ def test_http_routes_on_the_dynamodb_store(
     assert client.get(URL, params={"offset": 20_000}, headers=admin).status_code == 400
     assert event_types(clean_db, uuid.UUID(command_id)) == ["command.created", "command.cancelled"]
     assert sql_commands(clean_db) == 0
+
+
+def test_lease_expiry_without_attempts_left_is_a_dead_letter(
+    store: CommandStore, world: Tenant, clean_db: Engine
+) -> None:
+    record = create(clean_db, store, restart(world, max_attempts=1))
+    with clean_db.begin() as conn:
+        assert len(store.claim(conn, "dead-worker", 10, 0.05)) == 1
+    time.sleep(0.1)
+    with clean_db.begin() as conn:
+        assert store.release_expired(conn) == 1
+        assert store.release_expired(conn) == 0
+    state = get(clean_db, store, record.command_id)
+    assert state.status == "ERROR" and state.dead_letter and state.lease_owner is None
+    assert "lease expired" in (state.error_message or "")
+    kinds = event_types(clean_db, record.command_id)
+    assert kinds[-2:] == ["command.lease_expired", "command.failed"]
+    assert worker(clean_db, store).run_until_idle() == 0
+
+
+def test_backlog_age_is_the_oldest_due_command(
+    store: CommandStore, world: Tenant, clean_db: Engine
+) -> None:
+    """What HEALTH_CHECK reports: a retry scheduled for later is not late."""
+    retry = create(
+        clean_db, store, restart(world, created_at=datetime.now(UTC) - timedelta(days=2))
+    )
+    with clean_db.begin() as conn:
+        (taken,) = store.claim(conn, "w", 10, 30)
+        assert taken.command_id == retry.command_id
+        later = datetime.now(UTC) + timedelta(hours=1)
+        assert store.fail(conn, "w", taken, "x", later) == "PENDING"
+    create(
+        clean_db,
+        store,
+        new_command("CLEAR_CACHE", created_at=datetime.now(UTC) - timedelta(hours=2)),
+    )
+    create(clean_db, store, new_command("HEALTH_CHECK"))
+    with clean_db.connect() as conn:
+        backlog = store.backlog(conn)
+    assert (backlog.pending, backlog.running, backlog.dead_letters) == (3, 0, 0)
+    assert backlog.oldest_pending_age_seconds is not None
+    assert 7190 <= backlog.oldest_pending_age_seconds <= 7300
+    runner = worker(clean_db, store)
+    assert runner.run_until_idle() == 2  # the retry is not due
+    with clean_db.connect() as conn:
+        assert store.backlog(conn).pending == 1
+        assert store.backlog(conn).oldest_pending_age_seconds is None
