@@ -116,6 +116,31 @@ def test_commands_table(stack: tuple[str, Template]) -> None:
         assert table["DeletionPolicy"] == "Delete"
 
 
+def test_commands_table_is_the_stores_definition(stack: tuple[str, Template]) -> None:
+    """The moto tables of the store tests come from ``layout.commands_table_definition``: the
+    synthesized table has exactly its keys, attributes, indexes and stream."""
+    env, template = stack
+    _, table = only(template, "AWS::DynamoDB::Table")
+    props = table["Properties"]
+    shared = layout.commands_table_definition(layout.commands_table_name(env))
+    assert props["KeySchema"] == shared["KeySchema"]
+    assert (
+        sorted(props["AttributeDefinitions"], key=lambda a: a["AttributeName"])
+        == (shared["AttributeDefinitions"])
+    )
+    synthesized = {
+        g["IndexName"]: (g["KeySchema"], g["Projection"]) for g in props["GlobalSecondaryIndexes"]
+    }
+    expected = {
+        g["IndexName"]: (g["KeySchema"], g["Projection"])
+        for g in shared["GlobalSecondaryIndexes"]  # type: ignore[attr-defined]
+    }
+    assert synthesized == expected
+    assert props["TimeToLiveSpecification"]["AttributeName"] == layout.COMMANDS_TTL_ATTRIBUTE
+    stream = shared["StreamSpecification"]
+    assert props["StreamSpecification"]["StreamViewType"] == stream["StreamViewType"]  # type: ignore[index]
+
+
 def test_redis_cluster_and_its_security_group(stack: tuple[str, Template]) -> None:
     env, template = stack
     _, redis = only(template, "AWS::ElastiCache::ReplicationGroup")
@@ -214,16 +239,7 @@ def test_fourteen_functions(stack: tuple[str, Template]) -> None:
 
 @pytest.mark.parametrize(
     "handler",
-    [r.handler for r in layout.ROUTES]
-    + [
-        layout.AGGREGATE_METRICS.handler,
-        pytest.param(
-            layout.PROCESS_COMMAND.handler,
-            marks=pytest.mark.xfail(
-                strict=True, reason="arrives with the DynamoDB command store (issue 4)"
-            ),
-        ),
-    ],
+    [r.handler for r in layout.ROUTES] + [j.handler for j in layout.JOBS],
 )
 def test_function_handlers_exist_in_the_package(handler: str) -> None:
     module, _, attr = handler.rpartition(".")

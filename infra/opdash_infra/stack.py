@@ -91,11 +91,15 @@ class OperationalDashboardStack(Stack):
             self,
             "CommandsTable",
             table_name=layout.commands_table_name(env),
-            partition_key=dynamodb.Attribute(name="command_id", type=dynamodb.AttributeType.STRING),
-            sort_key=dynamodb.Attribute(name="created_at", type=dynamodb.AttributeType.STRING),
+            partition_key=dynamodb.Attribute(
+                name=layout.COMMANDS_PARTITION_KEY, type=dynamodb.AttributeType.STRING
+            ),
+            sort_key=dynamodb.Attribute(
+                name=layout.COMMANDS_SORT_KEY, type=dynamodb.AttributeType.STRING
+            ),
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             stream=dynamodb.StreamViewType.NEW_AND_OLD_IMAGES,
-            time_to_live_attribute="expires_at",
+            time_to_live_attribute=layout.COMMANDS_TTL_ATTRIBUTE,
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=True
             ),
@@ -103,13 +107,14 @@ class OperationalDashboardStack(Stack):
             deletion_protection=config.is_prod,
             removal_policy=retain,
         )
-        for partition in ("tenant_id", "status"):
+        # The same definition as the DynamoDB command store's (layout.COMMANDS_INDEXES).
+        for index_name, (partition, sort) in layout.COMMANDS_INDEXES.items():
             self.table.add_global_secondary_index(
-                index_name=f"{partition}-created_at-index",
+                index_name=index_name,
                 partition_key=dynamodb.Attribute(
                     name=partition, type=dynamodb.AttributeType.STRING
                 ),
-                sort_key=dynamodb.Attribute(name="created_at", type=dynamodb.AttributeType.STRING),
+                sort_key=dynamodb.Attribute(name=sort, type=dynamodb.AttributeType.STRING),
                 projection_type=dynamodb.ProjectionType.ALL,
             )
 

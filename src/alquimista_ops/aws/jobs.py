@@ -4,7 +4,7 @@
 previous UTC day of raw agent requests (the day before the event's ``time``). A manual
 invocation may pass ``{"from": "YYYY-MM-DD", "to": "YYYY-MM-DD"}`` to backfill a range.
 
-The DynamoDB stream handler (``process_command``) is added with the DynamoDB command store.
+``process_command``: fed by the commands table's stream; see ``aws.stream``.
 """
 
 from __future__ import annotations
@@ -71,3 +71,11 @@ def aggregate_metrics(event: dict[str, Any], context: Any) -> dict[str, Any]:
     tracer.put_metadata(key="rollup", value=report)
     logger.info("usage rollup finished", extra=report)
     return report
+
+
+def process_command(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The DynamoDB stream handler (issue 7): ``aws.stream.process_command``."""
+    from alquimista_ops.aws.stream import process_command as handler
+
+    result: dict[str, Any] = handler(event, context)
+    return result

@@ -110,3 +110,48 @@ def alarm_prefix(env: str) -> str:
 
 def all_function_names(env: str) -> list[str]:
     return [function_name(r.name, env) for r in ROUTES] + [function_name(j.name, env) for j in JOBS]
+
+
+# -- the commands table (PRODUCT.md §6) ----------------------------------------------------------
+# One definition for the CDK stack (infra/), the DynamoDB command store and the moto tables of
+# the tests, so they cannot drift apart. Every key attribute is a string (ids, ISO timestamps).
+COMMANDS_PARTITION_KEY = "command_id"
+COMMANDS_SORT_KEY = "created_at"  # ISO-8601 UTC, fixed width: sorts as it reads
+COMMANDS_TTL_ATTRIBUTE = "expires_at"  # epoch seconds
+TENANT_INDEX = "tenant_id-created_at-index"
+STATUS_INDEX = "status-created_at-index"
+# index name -> (partition key, sort key); projection ALL
+COMMANDS_INDEXES: dict[str, tuple[str, str]] = {
+    TENANT_INDEX: ("tenant_id", COMMANDS_SORT_KEY),
+    STATUS_INDEX: ("status", COMMANDS_SORT_KEY),
+}
+
+
+def commands_table_definition(table_name: str) -> dict[str, object]:
+    """``CreateTable`` arguments of the commands table (boto3/moto), same shape as the stack's."""
+    attributes = {COMMANDS_PARTITION_KEY, COMMANDS_SORT_KEY}
+    for partition, sort in COMMANDS_INDEXES.values():
+        attributes.update((partition, sort))
+    return {
+        "TableName": table_name,
+        "KeySchema": [
+            {"AttributeName": COMMANDS_PARTITION_KEY, "KeyType": "HASH"},
+            {"AttributeName": COMMANDS_SORT_KEY, "KeyType": "RANGE"},
+        ],
+        "AttributeDefinitions": [
+            {"AttributeName": name, "AttributeType": "S"} for name in sorted(attributes)
+        ],
+        "GlobalSecondaryIndexes": [
+            {
+                "IndexName": index,
+                "KeySchema": [
+                    {"AttributeName": partition, "KeyType": "HASH"},
+                    {"AttributeName": sort, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+            for index, (partition, sort) in COMMANDS_INDEXES.items()
+        ],
+        "BillingMode": "PAY_PER_REQUEST",
+        "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    }

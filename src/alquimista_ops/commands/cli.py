@@ -24,6 +24,8 @@ def build_worker(
     batch_size: int | None = None,
     handlers: dict[str, Handler] | None = None,
 ) -> Worker:
+    from alquimista_ops.commands.runtime_hooks import build_store  # issue 7
+
     overrides: dict[str, int] = {"concurrency": concurrency}
     if batch_size is not None:
         overrides["batch_size"] = batch_size
@@ -31,6 +33,7 @@ def build_worker(
         create_db_engine(settings),
         config=WorkerConfig.from_settings(settings, **overrides),
         cache=build_cache_hooks(settings),
+        store=build_store(settings),
         handlers=handlers,
     )
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import threading
 import uuid
 
+from alquimista_ops.commands import store as command_store
 from alquimista_ops.commands.handlers import CacheHooks
 from alquimista_ops.commands.store import SqlCommandStore
 from alquimista_ops.core.cache import build_cache
@@ -29,12 +30,24 @@ STORE_KEY = "command_store"
 WAKE_KEY = "command_wakeup"
 
 
-def store_for(runtime: Runtime) -> SqlCommandStore:
-    store = runtime.extras.get(STORE_KEY)
+def store_for(runtime: Runtime) -> command_store.CommandStore:
+    """The runtime's command store (built once): see ``build_store``."""
+    store: command_store.CommandStore | None = runtime.extras.get(STORE_KEY)
     if store is None:
-        store = runtime.extras.setdefault(STORE_KEY, SqlCommandStore())
-    assert isinstance(store, SqlCommandStore)
+        store = runtime.extras.setdefault(STORE_KEY, build_store(runtime.settings))
     return store
+
+
+def build_store(settings: Settings) -> command_store.CommandStore:
+    """Issue 7: the DynamoDB table ``COMMANDS_TABLE`` when ``settings.commands_on_dynamodb``
+    (``COMMANDS_BACKEND=dynamodb``, or ``auto`` with ``COMMANDS_TABLE`` set, as on Lambda);
+    otherwise the relational ``operational_commands`` table."""
+    if settings.commands_on_dynamodb:
+        from alquimista_ops.aws.command_store import DynamoCommandStore, dynamodb_client
+
+        assert settings.commands_table
+        return DynamoCommandStore(settings.commands_table, dynamodb_client(settings.aws_region))
+    return SqlCommandStore()
 
 
 def wakeup_for(runtime: Runtime) -> threading.Event | None:

@@ -177,6 +177,25 @@ class Settings(BaseSettings):
         if not (0 <= int(hours) <= 23 and 0 <= int(minutes) <= 59):
             raise ValueError("USAGE_ROLLUP_TIME must be HH:MM (UTC)")
         return f"{int(hours):02d}:{int(minutes):02d}"
+    # Issue 7: commands on DynamoDB. COMMANDS_BACKEND=auto keeps the commands in the DynamoDB
+    # table COMMANDS_TABLE when it is set (the CDK stack sets it on every function), else in
+    # the relational operational_commands table; sql / dynamodb force one.
+    commands_table: str | None = Field(default=None, alias="COMMANDS_TABLE")
+    commands_backend: Literal["auto", "sql", "dynamodb"] = Field(
+        default="auto", alias="COMMANDS_BACKEND"
+    )
+
+    @model_validator(mode="after")
+    def _check_commands_backend(self) -> Settings:
+        if self.commands_backend == "dynamodb" and not self.commands_table:
+            raise ValueError("COMMANDS_BACKEND=dynamodb needs COMMANDS_TABLE")
+        return self
+
+    @property
+    def commands_on_dynamodb(self) -> bool:
+        if self.commands_backend == "dynamodb":
+            return True
+        return self.commands_backend == "auto" and bool(self.commands_table)
 
 
 def resolve_database_url(settings: Settings) -> str:
