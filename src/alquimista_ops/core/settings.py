@@ -177,6 +177,7 @@ class Settings(BaseSettings):
         if not (0 <= int(hours) <= 23 and 0 <= int(minutes) <= 59):
             raise ValueError("USAGE_ROLLUP_TIME must be HH:MM (UTC)")
         return f"{int(hours):02d}:{int(minutes):02d}"
+
     # Issue 7: commands on DynamoDB. COMMANDS_BACKEND=auto keeps the commands in the DynamoDB
     # table COMMANDS_TABLE when it is set (the CDK stack sets it on every function), else in
     # the relational operational_commands table; sql / dynamodb force one.

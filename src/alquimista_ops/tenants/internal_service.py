@@ -11,12 +11,12 @@ from sqlalchemy.engine import Connection
 
 from alquimista_ops.core.clock import utctoday
 from alquimista_ops.core.errors import NotFound
-from alquimista_ops.core.numbers import money, rate, weighted_avg
+from alquimista_ops.core.numbers import rate, weighted_avg
 from alquimista_ops.core.params import Page
 from alquimista_ops.core.search import SearchTerm
 from alquimista_ops.incidents import queries as incident_queries
 from alquimista_ops.tenants import internal_queries as queries
-from alquimista_ops.tenants.cnpj import format_cnpj
+from alquimista_ops.tenants.service import tenant_fields
 from alquimista_ops.usage import queries as usage_queries
 
 MAX_DETAIL_USERS = 200
@@ -55,14 +55,7 @@ def list_tenants(
     return {
         "tenants": [
             {
-                "id": row.id,
-                "name": row.name,
-                "cnpj": format_cnpj(row.cnpj),
-                "segment": row.segment,
-                "plan": row.plan,
-                "status": row.status,
-                "mrr_estimate": money(row.mrr_estimate),
-                "created_at": row.created_at,
+                **tenant_fields(row),
                 "active_agents": int(row.active_agents),
                 "active_users": int(row.active_users),
                 "requests_last_30_days": int(row.requests_last_30_days),
@@ -86,14 +79,7 @@ def tenant_detail(conn: Connection, tenant_id: uuid.UUID) -> dict[str, Any]:
     )
     return {
         "tenant": {
-            "id": row.id,
-            "name": row.name,
-            "cnpj": format_cnpj(row.cnpj),
-            "segment": row.segment,
-            "plan": row.plan,
-            "status": row.status,
-            "mrr_estimate": money(row.mrr_estimate),
-            "created_at": row.created_at,
+            **tenant_fields(row),
             "updated_at": row.updated_at,
             "churned_at": row.churned_at,
             "limits": {

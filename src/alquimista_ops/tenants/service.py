@@ -14,11 +14,8 @@ from alquimista_ops.tenants import queries
 from alquimista_ops.tenants.cnpj import format_cnpj
 
 
-def tenant_me(conn: Connection, scope: TenantScope) -> dict[str, Any]:
-    row = queries.tenant_with_plan(conn, scope.tenant_id)
-    if row is None:
-        raise NotFound("Tenant not found")
-    counts = queries.tenant_usage_counts(conn, scope.tenant_id, utctoday().replace(day=1))
+def tenant_fields(row: Any) -> dict[str, Any]:
+    """The fields every tenant view shows, from a ``tenants`` row."""
     return {
         "id": row.id,
         "name": row.name,
@@ -28,6 +25,16 @@ def tenant_me(conn: Connection, scope: TenantScope) -> dict[str, Any]:
         "status": row.status,
         "mrr_estimate": money(row.mrr_estimate),
         "created_at": row.created_at,
+    }
+
+
+def tenant_me(conn: Connection, scope: TenantScope) -> dict[str, Any]:
+    row = queries.tenant_with_plan(conn, scope.tenant_id)
+    if row is None:
+        raise NotFound("Tenant not found")
+    counts = queries.tenant_usage_counts(conn, scope.tenant_id, utctoday().replace(day=1))
+    return {
+        **tenant_fields(row),
         "limits": {
             "max_agents": row.max_agents,
             "max_users": row.max_users,

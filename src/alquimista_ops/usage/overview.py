@@ -10,24 +10,12 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from alquimista_ops.core.numbers import rate, weighted_avg
 from alquimista_ops.core.params import Period
 from alquimista_ops.usage import overview_queries as queries
+from alquimista_ops.usage.service import measures
+from alquimista_ops.usage.service import zero_measures as measures_zero
 
 TOP = 10
-
-
-def measures(row: Any) -> dict[str, Any]:
-    total = int(row.total_requests)
-    return {
-        "total_requests": total,
-        "successful_requests": int(row.successful_requests),
-        "failed_requests": int(row.failed_requests),
-        "success_rate": rate(row.successful_requests, total),
-        "avg_response_time_ms": weighted_avg(row.weighted_response_ms, total),
-        "total_tokens": int(row.total_tokens),
-        "total_cost_usd": round(float(row.total_cost_usd), 6),
-    }
 
 
 def usage_overview(conn: Connection, period: Period) -> dict[str, Any]:
@@ -88,16 +76,4 @@ def usage_overview(conn: Connection, period: Period) -> dict[str, Any]:
             for row in queries.top_agents(conn, period.start, period.end, TOP)
         ],
         "daily_trends": daily,
-    }
-
-
-def measures_zero() -> dict[str, Any]:
-    return {
-        "total_requests": 0,
-        "successful_requests": 0,
-        "failed_requests": 0,
-        "success_rate": 0.0,
-        "avg_response_time_ms": 0.0,
-        "total_tokens": 0,
-        "total_cost_usd": 0.0,
     }

@@ -50,7 +50,7 @@ def tenant_usage(
     daily = []
     for day in period.dates():
         row = by_day.get(day)
-        daily.append({"date": day, **(measures(row) if row else _zero())})
+        daily.append({"date": day, **(measures(row) if row else zero_measures())})
     return {
         "period": period.as_dict(),
         "summary": measures(summary),
@@ -67,7 +67,7 @@ def tenant_usage(
     }
 
 
-def _zero() -> dict[str, Any]:
+def zero_measures() -> dict[str, Any]:
     return {
         "total_requests": 0,
         "successful_requests": 0,
