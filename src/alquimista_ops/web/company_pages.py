@@ -24,6 +24,7 @@ from alquimista_ops.incidents import queries as incident_queries
 from alquimista_ops.incidents import service as incidents_service
 from alquimista_ops.tenants import internal_service
 from alquimista_ops.usage import overview as usage_overview_service
+from alquimista_ops.web import i18n
 from alquimista_ops.web.pages import page_context, render, tenant_scope
 from alquimista_ops.web.session import PageContext, PageRefused, finish
 
@@ -49,7 +50,7 @@ def _field_kind(name: str, parser: Any) -> dict[str, Any]:
     return {"name": name, "kind": kind}
 
 
-def command_forms(is_admin: bool) -> list[dict[str, Any]]:
+def command_forms(is_admin: bool, lang: str = i18n.DEFAULT_LANGUAGE) -> list[dict[str, Any]]:
     forms = []
     for spec in specs.SPECS.values():
         if spec.admin_only and not is_admin:
@@ -59,7 +60,9 @@ def command_forms(is_admin: bool) -> list[dict[str, Any]]:
                 "type": spec.name,
                 "admin_only": spec.admin_only,
                 "tenant": spec.tenant,
-                "description": spec.description,
+                "description": i18n.translate(lang, f"cmddesc.{spec.name}")
+                if f"cmddesc.{spec.name}" in i18n.MESSAGES
+                else spec.description,
                 "required": [_field_kind(n, p) for n, p in spec.required.items()],
                 "optional": [_field_kind(n, p) for n, p in spec.optional.items()],
             }
@@ -74,7 +77,7 @@ def operations_page(request: Request, runtime: RuntimeDep) -> Response:
         history = commands_service.list_commands(
             conn, store_for(runtime), CommandQuery(limit=HISTORY_SIZE)
         )
-    forms = command_forms(ctx.principal.is_internal_admin)
+    forms = command_forms(ctx.principal.is_internal_admin, ctx.lang)
     return finish(
         request,
         render(

@@ -161,6 +161,40 @@ MESSAGES: dict[str, dict[str, str]] = {
     "cmd.RECOMPUTE_USAGE": {"pt-BR": "Recalcular uso", "en": "Recompute usage"},
     "cmd.CLEAR_CACHE": {"pt-BR": "Limpar cache", "en": "Clear cache"},
     # -- staff pages (issue 6b) --
+    "cmddesc.HEALTH_CHECK": {
+        "pt-BR": "Banco de dados, cache e fila do worker; para um cliente, também suas "
+        "integrações e agentes",
+        "en": "Database, cache and worker backlog; for a tenant also its integrations and agents",
+    },
+    "cmddesc.RESTART_AGENT": {
+        "pt-BR": "Agente volta a ativo, erro limpo, reinício registrado",
+        "en": "Agent back to active, error cleared, restart recorded",
+    },
+    "cmddesc.RESET_TOKEN": {
+        "pt-BR": "Integração volta a pendente; credenciais e último erro apagados",
+        "en": "Integration to pending, credentials and last error cleared",
+    },
+    "cmddesc.REPROCESS_QUEUE": {
+        "pt-BR": "Reenvia as mensagens da fila de mensagens mortas para a origem",
+        "en": "Re-drive dead-lettered messages of a queue to its source",
+    },
+    "cmddesc.PAUSE_AGENT": {"pt-BR": "Agente passa a inativo", "en": "Agent to inactive"},
+    "cmddesc.SUSPEND_TENANT": {
+        "pt-BR": "Cliente suspenso (seus usuários recebem 403 TENANT_SUSPENDED)",
+        "en": "Tenant suspended (its users get 403 TENANT_SUSPENDED)",
+    },
+    "cmddesc.REACTIVATE_TENANT": {
+        "pt-BR": "Cliente suspenso volta a ativo",
+        "en": "Suspended tenant back to active",
+    },
+    "cmddesc.RECOMPUTE_USAGE": {
+        "pt-BR": "Refaz a consolidação diária de uso para um intervalo de datas",
+        "en": "Re-run the daily usage rollup for a date range",
+    },
+    "cmddesc.CLEAR_CACHE": {
+        "pt-BR": "Apaga as chaves de cache de um cliente ou de todos",
+        "en": "Purge the cache keys of a tenant or all",
+    },
     "error.bad_request": {"pt-BR": "Endereço inválido.", "en": "Invalid address."},
     "pager.label": {"pt-BR": "Paginação", "en": "Pagination"},
     "pager.first": {"pt-BR": "Voltar à primeira página", "en": "Back to the first page"},
