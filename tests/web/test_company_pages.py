@@ -369,8 +369,8 @@ def test_command_from_the_form_reaches_success_on_screen(
         session = staff(web, demo_data)
         session.goto("/company/operations")
         session.page.select_option("#command_type", "HEALTH_CHECK")
-        assert session.page.locator("#command-description").inner_text().startswith(
-            "Banco de dados"
+        assert (
+            session.page.locator("#command-description").inner_text().startswith("Banco de dados")
         )
         session.page.click("#command-form button[type=submit]")
         row = session.page.locator("#command-history tbody tr").first
