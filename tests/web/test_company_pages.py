@@ -4,6 +4,7 @@ usage and billing figures against the API, the operations form with a live worke
 from __future__ import annotations
 
 import re
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -87,15 +88,33 @@ def test_tenant_user_is_refused_on_every_staff_url(web: Any, demo_data: SeedRepo
 
 
 def test_landing_kpis_and_trends_come_from_the_api(
-    web: Any, demo_data: SeedReport, client: Any, token_for: Any
+    web: Any, demo_data: SeedReport, client: Any, token_for: Any, engine: Engine
 ) -> None:
     session = staff(web, demo_data)
     headers = auth(token_for("INTERNAL_ADMIN"))
     usage = client.get("/internal/usage/overview?period=30d", headers=headers).json()
     billing = client.get("/internal/billing/overview?period=30d", headers=headers).json()
     card = session.page.locator("#kpi-requests")
-    assert card.locator(".big").inner_text() == pt_number(usage["global_stats"]["total_requests"])
-    assert "vs. período anterior" in card.inner_text()
+    current = usage["global_stats"]["total_requests"]
+    assert card.locator(".big").inner_text() == pt_number(current)
+    # the trend compares with the 30 days before, read from the API as a date range
+    start = date.fromisoformat(usage["period"]["from"])
+    before = client.get(
+        "/internal/usage/overview",
+        params={"from": str(start - timedelta(days=30)), "to": str(start - timedelta(days=1))},
+        headers=headers,
+    ).json()["global_stats"]["total_requests"]
+    change = round((current - before) * 100.0 / before, 1)
+    assert f"{'+' if change > 0 else ''}{pt_number(change, 1)}% vs. período anterior" in (
+        card.inner_text().replace("\n", " ")
+    )
+    with engine.connect() as conn:
+        created = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(tenants)
+            .where(tenants.c.created_at >= datetime.combine(start, time(), UTC))
+        ).scalar_one()
+    assert session.page.locator("#kpi-new-tenants").inner_text().startswith(f"+{created} novos")
     mrr = session.page.locator("#kpi-mrr .big").inner_text()
     assert mrr == pt_brl(billing["total_mrr"])
     assert session.page.locator("#usage-trend-canvas").is_visible()

@@ -158,6 +158,8 @@ def company_overview(request: Request, runtime: RuntimeDep) -> Response:
     with runtime.engine.begin() as conn:
         usage = usage_overview_service.usage_overview(conn, period)
         before = usage_overview_service.platform_summary(conn, previous)
+        new_tenants = internal_service.new_tenants(conn, period)
+        new_before = internal_service.new_tenants(conn, previous)
         billing = billing_service.billing_overview(conn, period) if is_admin else None
         incidents = incident_queries.recent_incidents_all_tenants(conn, "all", LANDING_INCIDENTS)
         counters = incident_queries.incident_counters(conn, None)
@@ -167,6 +169,7 @@ def company_overview(request: Request, runtime: RuntimeDep) -> Response:
         "success_rate": trend(stats["global_success_rate"], before["success_rate"], points=True),
         "response": trend(stats["avg_response_time_ms"], before["avg_response_time_ms"]),
     }
+    new_tenant_counts = {"current": new_tenants, "previous": new_before}
     if billing is not None:
         trends["mrr"] = trend(billing["total_mrr"], billing["mrr_at_period_start"])
     return _respond(
@@ -183,6 +186,7 @@ def company_overview(request: Request, runtime: RuntimeDep) -> Response:
         billing=billing,
         incidents=incidents,
         counters=counters,
+        new_tenants=new_tenant_counts,
         top=LANDING_TOP,
     )
 

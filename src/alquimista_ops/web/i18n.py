@@ -222,6 +222,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "pt-BR": "de {total} · {used} com uso no período",
         "en": "of {total} · {used} with usage in the period",
     },
+    "kpi.new_tenants": {
+        "pt-BR": "+{n} novos no período (anterior: {before})",
+        "en": "+{n} new in the period (previous: {before})",
+    },
     "usage.top_tenants": {"pt-BR": "Clientes com mais uso", "en": "Top tenants"},
     "usage.top_agents": {"pt-BR": "Agentes mais usados", "en": "Top agents"},
     "usage.deployments": {"pt-BR": "Implantações ativas", "en": "Active deployments"},
