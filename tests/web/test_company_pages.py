@@ -71,6 +71,7 @@ def test_support_is_refused_on_billing_and_sees_no_money(web: Any, demo_data: Se
     assert session.page.locator("#kpi-requests").is_visible()
     assert session.page.locator("#kpi-mrr").count() == 0
     assert session.page.locator("#revenue-trend").count() == 0
+    assert session.page.locator("#success-trend-canvas").is_visible()
     assert "R$" not in session.page.locator("main").inner_text()
     response = session.goto("/company/billing")
     assert response.status == 403

@@ -226,6 +226,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "pt-BR": "+{n} novos no período (anterior: {before})",
         "en": "+{n} new in the period (previous: {before})",
     },
+    "usage.success_trend": {
+        "pt-BR": "Taxa de sucesso por dia (%)",
+        "en": "Success rate per day (%)",
+    },
+    "tenant.show_config": {"pt-BR": "Ver", "en": "Show"},
     "usage.top_tenants": {"pt-BR": "Clientes com mais uso", "en": "Top tenants"},
     "usage.top_agents": {"pt-BR": "Agentes mais usados", "en": "Top agents"},
     "usage.deployments": {"pt-BR": "Implantações ativas", "en": "Active deployments"},
