@@ -170,6 +170,10 @@ def company_overview(request: Request, runtime: RuntimeDep) -> Response:
         "response": trend(stats["avg_response_time_ms"], before["avg_response_time_ms"]),
     }
     new_tenant_counts = {"current": new_tenants, "previous": new_before}
+    # a day without requests has no success rate (a gap in the chart, not a drop to 0)
+    success_by_day = [
+        day["success_rate"] if day["total_requests"] else None for day in usage["daily_trends"]
+    ]
     if billing is not None:
         trends["mrr"] = trend(billing["total_mrr"], billing["mrr_at_period_start"])
     return _respond(
@@ -187,6 +191,7 @@ def company_overview(request: Request, runtime: RuntimeDep) -> Response:
         incidents=incidents,
         counters=counters,
         new_tenants=new_tenant_counts,
+        success_by_day=success_by_day,
         top=LANDING_TOP,
     )
 
