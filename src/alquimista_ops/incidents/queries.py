@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from alquimista_ops.core.schema import operational_events as ev
+from alquimista_ops.core.schema import tenants
 
 INCIDENT_SEVERITIES = ("warning", "error", "critical")
 
@@ -62,3 +63,25 @@ def incident_counters(conn: Connection, tenant_id: uuid.UUID | None) -> Any:
             .label("critical_open"),
         ).where(*base)
     ).one()
+
+
+def recent_incidents_all_tenants(conn: Connection, status: str, limit: int) -> list[Any]:
+    """The latest incidents of every tenant (and of the platform), with the tenant's name."""
+    return list(
+        conn.execute(
+            sa.select(
+                ev.c.id,
+                ev.c.tenant_id,
+                tenants.c.name.label("tenant_name"),
+                ev.c.severity,
+                ev.c.title,
+                ev.c.event_category,
+                ev.c.created_at,
+                ev.c.resolved_at,
+            )
+            .select_from(ev.outerjoin(tenants, tenants.c.id == ev.c.tenant_id))
+            .where(*incident_conditions(None, status, None))
+            .order_by(ev.c.created_at.desc(), ev.c.id)
+            .limit(limit)
+        )
+    )

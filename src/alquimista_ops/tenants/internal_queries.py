@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -213,3 +213,14 @@ def tenant_usage_windows(conn: Connection, tenant_id: uuid.UUID, today: date) ->
             sa.func.coalesce(sa.func.sum(t.c.response_ms_weighted), 0).label("weighted_ms_30"),
         ).where(t.c.tenant_id == tenant_id, t.c.date >= since_30, t.c.date <= today)
     ).one()
+
+
+def tenants_created_between(conn: Connection, start: datetime, end: datetime) -> int:
+    """How many tenants were created in [start, end) (the staff landing's "new tenants")."""
+    return int(
+        conn.execute(
+            sa.select(sa.func.count())
+            .select_from(tenants)
+            .where(tenants.c.created_at >= start, tenants.c.created_at < end)
+        ).scalar_one()
+    )

@@ -4,7 +4,7 @@ agents with configuration and usage."""
 from __future__ import annotations
 
 import uuid
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 from alquimista_ops.core.clock import utctoday
 from alquimista_ops.core.errors import NotFound
 from alquimista_ops.core.numbers import rate, weighted_avg
-from alquimista_ops.core.params import Page
+from alquimista_ops.core.params import Page, Period
 from alquimista_ops.core.search import SearchTerm
 from alquimista_ops.incidents import queries as incident_queries
 from alquimista_ops.tenants import internal_queries as queries
@@ -179,3 +179,10 @@ def tenant_agents(conn: Connection, tenant_id: uuid.UUID) -> dict[str, Any]:
             }
         )
     return {"tenant_id": tenant_id, "agents": result}
+
+
+def new_tenants(conn: Connection, period: Period) -> int:
+    """Tenants created during the period (UTC days, inclusive)."""
+    start = datetime.combine(period.start, time(), UTC)
+    end = datetime.combine(period.end + timedelta(days=1), time(), UTC)
+    return queries.tenants_created_between(conn, start, end)

@@ -6,6 +6,7 @@ time = sum(avg x requests) / sum(requests)), computed over the daily totals tabl
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -77,3 +78,15 @@ def usage_overview(conn: Connection, period: Period) -> dict[str, Any]:
         ],
         "daily_trends": daily,
     }
+
+
+def platform_summary(conn: Connection, period: Period) -> dict[str, Any]:
+    """The platform's request measures over one period (e.g. the period before another, to
+    show a trend)."""
+    return measures(queries.platform_summary(conn, period.start, period.end))
+
+
+def previous_period(period: Period) -> Period:
+    """The period of the same length that ends the day before ``period`` starts."""
+    end = period.start - timedelta(days=1)
+    return Period(end - timedelta(days=period.days - 1), end, f"previous_{period.label}")

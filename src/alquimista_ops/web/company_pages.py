@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from alquimista_ops.billing import service as billing_service
 from alquimista_ops.commands import service as commands_service
 from alquimista_ops.commands import specs
 from alquimista_ops.commands.model import CommandQuery
 from alquimista_ops.commands.runtime_hooks import store_for
 from alquimista_ops.core.deps import RuntimeDep
-from alquimista_ops.web.pages import page_context, render
-from alquimista_ops.web.session import finish
+from alquimista_ops.core.errors import NotFound, ValidationFailed
+from alquimista_ops.core.params import Page, Period, resolve_period
+from alquimista_ops.core.runtime import Runtime
+from alquimista_ops.core.schema import PLANS, SEGMENTS
+from alquimista_ops.core.search import MAX_SEARCH_LENGTH, parse_search
+from alquimista_ops.incidents import queries as incident_queries
+from alquimista_ops.incidents import service as incidents_service
+from alquimista_ops.tenants import internal_service
+from alquimista_ops.usage import overview as usage_overview_service
+from alquimista_ops.web import i18n
+from alquimista_ops.web.pages import page_context, render, tenant_scope
+from alquimista_ops.web.session import PageContext, PageRefused, finish
 
 router = APIRouter(include_in_schema=False)
 
@@ -37,7 +50,7 @@ def _field_kind(name: str, parser: Any) -> dict[str, Any]:
     return {"name": name, "kind": kind}
 
 
-def command_forms(is_admin: bool) -> list[dict[str, Any]]:
+def command_forms(is_admin: bool, lang: str = i18n.DEFAULT_LANGUAGE) -> list[dict[str, Any]]:
     forms = []
     for spec in specs.SPECS.values():
         if spec.admin_only and not is_admin:
@@ -47,7 +60,9 @@ def command_forms(is_admin: bool) -> list[dict[str, Any]]:
                 "type": spec.name,
                 "admin_only": spec.admin_only,
                 "tenant": spec.tenant,
-                "description": spec.description,
+                "description": i18n.translate(lang, f"cmddesc.{spec.name}")
+                if f"cmddesc.{spec.name}" in i18n.MESSAGES
+                else spec.description,
                 "required": [_field_kind(n, p) for n, p in spec.required.items()],
                 "optional": [_field_kind(n, p) for n, p in spec.optional.items()],
             }
@@ -62,7 +77,7 @@ def operations_page(request: Request, runtime: RuntimeDep) -> Response:
         history = commands_service.list_commands(
             conn, store_for(runtime), CommandQuery(limit=HISTORY_SIZE)
         )
-    forms = command_forms(ctx.principal.is_internal_admin)
+    forms = command_forms(ctx.principal.is_internal_admin, ctx.lang)
     return finish(
         request,
         render(
@@ -75,4 +90,238 @@ def operations_page(request: Request, runtime: RuntimeDep) -> Response:
             history_size=HISTORY_SIZE,
         ),
         runtime,
+    )
+
+
+# -- shared helpers ----------------------------------------------------------------------------
+PERIODS = ("7d", "30d", "90d")
+TENANT_STATUSES = ("all", "active", "trial", "inactive", "suspended")
+SORT_FIELDS = ("name", "created_at", "mrr_estimate")
+PAGE_SIZES = (10, 25, 50, 100)
+DEFAULT_PAGE_SIZE = 25
+MAX_PAGE = 10_000
+TABS = ("overview", "users", "agents", "integrations", "incidents")
+INCIDENT_STATUSES = ("all", "open", "resolved")
+INCIDENTS_PER_PAGE = 20
+LANDING_TOP = 5
+LANDING_INCIDENTS = 8
+
+
+def choice(value: str | None, allowed: tuple[str, ...], default: str) -> str:
+    """A query value from a closed set; anything else falls back to the default."""
+    return value if value in allowed else default
+
+
+def bounded_int(value: str | None, default: int, low: int, high: int) -> int:
+    """A positive integer query value; malformed or out-of-range values fall back/clamp."""
+    if value is None or not value.strip().isdigit() or len(value) > 9:
+        return default
+    return max(low, min(high, int(value)))
+
+
+def page_period(request: Request) -> Period:
+    return resolve_period(choice(request.query_params.get("period"), PERIODS, "30d"), None, None)
+
+
+def change_pct(current: float, previous: float) -> float | None:
+    """Relative change in percent; None when there is nothing to compare with."""
+    if not previous:
+        return None
+    return round((current - previous) * 100.0 / previous, 1)
+
+
+def trend(current: float, previous: float, *, points: bool = False) -> dict[str, Any]:
+    """A KPI trend: the change (percent, or percentage points) and its direction."""
+    delta = round(current - previous, 1) if points else change_pct(current, previous)
+    direction = "flat"
+    if delta is not None and delta > 0:
+        direction = "up"
+    elif delta is not None and delta < 0:
+        direction = "down"
+    return {"delta": delta, "direction": direction, "previous": previous}
+
+
+def _respond(
+    request: Request, runtime: Runtime, ctx: PageContext, template: str, **values: Any
+) -> Response:
+    status = values.pop("status_code", 200)
+    return finish(request, render(ctx, template, status_code=status, **values), runtime)
+
+
+# -- /company: staff landing -------------------------------------------------------------------
+@router.get("/company")
+def company_overview(request: Request, runtime: RuntimeDep) -> Response:
+    ctx = page_context(request, runtime, internal=True)
+    period = page_period(request)
+    previous = usage_overview_service.previous_period(period)
+    is_admin = ctx.principal.is_internal_admin
+    with runtime.engine.begin() as conn:
+        usage = usage_overview_service.usage_overview(conn, period)
+        before = usage_overview_service.platform_summary(conn, previous)
+        new_tenants = internal_service.new_tenants(conn, period)
+        new_before = internal_service.new_tenants(conn, previous)
+        billing = billing_service.billing_overview(conn, period) if is_admin else None
+        incidents = incident_queries.recent_incidents_all_tenants(conn, "all", LANDING_INCIDENTS)
+        counters = incident_queries.incident_counters(conn, None)
+    stats = usage["global_stats"]
+    trends = {
+        "requests": trend(stats["total_requests"], before["total_requests"]),
+        "success_rate": trend(stats["global_success_rate"], before["success_rate"], points=True),
+        "response": trend(stats["avg_response_time_ms"], before["avg_response_time_ms"]),
+    }
+    new_tenant_counts = {"current": new_tenants, "previous": new_before}
+    # a day without requests has no success rate (a gap in the chart, not a drop to 0)
+    success_by_day = [
+        day["success_rate"] if day["total_requests"] else None for day in usage["daily_trends"]
+    ]
+    if billing is not None:
+        trends["mrr"] = trend(billing["total_mrr"], billing["mrr_at_period_start"])
+    return _respond(
+        request,
+        runtime,
+        ctx,
+        "company/overview.html",
+        period=period.label,
+        period_info=period,
+        previous=previous,
+        usage=usage,
+        stats=stats,
+        trends=trends,
+        billing=billing,
+        incidents=incidents,
+        counters=counters,
+        new_tenants=new_tenant_counts,
+        success_by_day=success_by_day,
+        top=LANDING_TOP,
+    )
+
+
+# -- /company/tenants: list ----------------------------------------------------------------------
+@router.get("/company/tenants")
+def tenants_page(request: Request, runtime: RuntimeDep) -> Response:
+    ctx = page_context(request, runtime, internal=True)
+    query = request.query_params
+    status = choice(query.get("status"), TENANT_STATUSES, "all")
+    plan = choice(query.get("plan"), PLANS, "")
+    segment = choice(query.get("segment"), SEGMENTS, "")
+    sort = choice(query.get("sort"), SORT_FIELDS, "name")
+    order = choice(query.get("order"), ("asc", "desc"), "asc")
+    per_page = bounded_int(query.get("per_page"), DEFAULT_PAGE_SIZE, 1, max(PAGE_SIZES))
+    page = bounded_int(query.get("page"), 1, 1, MAX_PAGE)
+    search_text = (query.get("q") or "")[: MAX_SEARCH_LENGTH * 2]
+    error = None
+    data: dict[str, Any] = {"tenants": [], "total": 0, "limit": per_page, "offset": 0}
+    try:
+        term = parse_search(search_text, field="q")
+    except ValidationFailed:
+        term = None
+        error = "tenants.bad_search"
+    if error is None:
+        with runtime.engine.begin() as conn:
+            data = internal_service.list_tenants(
+                conn,
+                status=status,
+                plan=plan or None,
+                segment=segment or None,
+                search=term,
+                sort_by=sort,
+                sort_order=order,
+                page=Page(per_page, (page - 1) * per_page),
+            )
+    state = {
+        "q": search_text,
+        "status": status,
+        "plan": plan,
+        "segment": segment,
+        "sort": sort,
+        "order": order,
+        "per_page": per_page,
+    }
+
+    def link(**changes: Any) -> str:
+        values = {**state, **changes}
+        kept = {k: v for k, v in values.items() if v not in ("", None)}
+        return "?" + urlencode(kept)
+
+    def sort_link(field: str) -> str:
+        next_order = "desc" if sort == field and order == "asc" else "asc"
+        return link(sort=field, order=next_order, page=None)
+
+    sizes = sorted({*PAGE_SIZES, per_page})
+    return _respond(
+        request,
+        runtime,
+        ctx,
+        "company/tenants.html",
+        status_code=400 if error else 200,
+        data=data,
+        state=state,
+        page=page,
+        error=error,
+        link=link,
+        sort_link=sort_link,
+        sizes=sizes,
+        statuses=TENANT_STATUSES,
+        plans=PLANS,
+        segments=SEGMENTS,
+    )
+
+
+# -- /company/tenants/{id}: detail with tabs -------------------------------------------------------
+@router.get("/company/tenants/{tenant_ref}")
+def tenant_detail_page(request: Request, runtime: RuntimeDep, tenant_ref: str) -> Response:
+    ctx = page_context(request, runtime, internal=True)
+    try:
+        tenant_id = uuid.UUID(tenant_ref)
+    except ValueError as exc:
+        raise PageRefused(400, "error.bad_request") from exc
+    query = request.query_params
+    tab = choice(query.get("tab"), TABS, "overview")
+    values: dict[str, Any] = {"tab": tab, "tabs": TABS}
+    with runtime.engine.begin() as conn:
+        try:
+            detail = internal_service.tenant_detail(conn, tenant_id)
+        except NotFound as exc:
+            raise PageRefused(404, "error.not_found") from exc
+        if tab == "agents":
+            values["agents"] = internal_service.tenant_agents(conn, tenant_id)["agents"]
+    if tab == "incidents":
+        status = choice(query.get("status"), INCIDENT_STATUSES, "all")
+        page = bounded_int(query.get("page"), 1, 1, MAX_PAGE)
+        scope = tenant_scope(runtime, ctx.principal, tenant_id)
+        with runtime.engine.begin() as conn:
+            values["incidents"] = incidents_service.tenant_incidents(
+                conn,
+                scope,
+                status,
+                None,
+                Page(INCIDENTS_PER_PAGE, (page - 1) * INCIDENTS_PER_PAGE),
+            )
+        values.update(
+            status=status,
+            limit=INCIDENTS_PER_PAGE,
+            base_query=urlencode({"tab": "incidents", "status": status}) + "&",
+        )
+    return _respond(request, runtime, ctx, "company/tenant_detail.html", detail=detail, **values)
+
+
+# -- /company/usage ------------------------------------------------------------------------------
+@router.get("/company/usage")
+def usage_page(request: Request, runtime: RuntimeDep) -> Response:
+    ctx = page_context(request, runtime, internal=True)
+    period = page_period(request)
+    with runtime.engine.begin() as conn:
+        usage = usage_overview_service.usage_overview(conn, period)
+    return _respond(request, runtime, ctx, "company/usage.html", usage=usage, period=period.label)
+
+
+# -- /company/billing (INTERNAL_ADMIN) -------------------------------------------------------------
+@router.get("/company/billing")
+def billing_page(request: Request, runtime: RuntimeDep) -> Response:
+    ctx = page_context(request, runtime, internal=True, admin=True)
+    period = page_period(request)
+    with runtime.engine.begin() as conn:
+        billing = billing_service.billing_overview(conn, period)
+    return _respond(
+        request, runtime, ctx, "company/billing.html", billing=billing, period=period.label
     )
