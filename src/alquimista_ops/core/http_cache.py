@@ -21,7 +21,7 @@ from alquimista_ops.core.cache import Cache, CacheKey
 from alquimista_ops.core.deps import RuntimeDep
 
 
-def get_cache(runtime: RuntimeDep) -> Cache:
+async def get_cache(runtime: RuntimeDep) -> Cache:
     return runtime.cache
 
 

@@ -192,8 +192,10 @@ def _user_of(runtime: object, authorization: bytes | None) -> str | None:
     scheme, _, token = authorization.decode("latin-1").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None
+    verifier = runtime.verifier  # type: ignore[attr-defined]
     try:
-        principal = runtime.verifier.verify(token.strip())  # type: ignore[attr-defined]
+        # issue 8: the verified-token cache makes this (and the route's own check) a look-up.
+        principal = verifier.cached(token.strip()) or verifier.verify(token.strip())
     except Exception:
         return None
     return str(principal.sub)
