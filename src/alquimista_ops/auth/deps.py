@@ -90,13 +90,13 @@ async def get_principal(
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-def require_internal(principal: PrincipalDep) -> Principal:
+async def require_internal(principal: PrincipalDep) -> Principal:
     if not principal.is_internal:
         raise Forbidden("This route is for AlquimistaAI staff only")
     return principal
 
 
-def require_internal_admin(principal: PrincipalDep) -> Principal:
+async def require_internal_admin(principal: PrincipalDep) -> Principal:
     if not principal.is_internal_admin:
         raise Forbidden("This route needs the INTERNAL_ADMIN group")
     return principal
