@@ -24,7 +24,7 @@ import redis
 import redis.asyncio as aioredis
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from alquimista_ops.core.cache import REDIS_ERRORS, CircuitBreaker
+from alquimista_ops.core.cache import REDIS_ERRORS, CircuitBreaker, async_redis_like
 from alquimista_ops.core.errors import error_body
 from alquimista_ops.core.settings import Settings
 
@@ -117,8 +117,7 @@ class RateLimiter:
         loop = asyncio.get_running_loop()
         client = self._async_clients.get(loop)
         if client is None:
-            kwargs = dict(self.client.connection_pool.connection_kwargs)
-            client = aioredis.Redis(**kwargs)
+            client = async_redis_like(self.client)
             self._async_clients[loop] = client
         return client
 
