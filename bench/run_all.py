@@ -11,7 +11,8 @@ def main() -> int:
     here = Path(__file__).resolve().parent
     status = 0
     for script in sorted(here.glob("*.py")):
-        if script.name in {"run_all.py", "__init__.py"}:
+        # helpers: files starting with "_" and the bare app served by load.py
+        if script.name in {"run_all.py", "bare_app.py"} or script.name.startswith("_"):
             continue
         print(f"== {script.name}", flush=True)
         status |= subprocess.call([sys.executable, str(script)])

@@ -325,3 +325,74 @@ def test_bridge_passes_request_bodies(
     refused = lambda_runtime.get_bridge()(event, FakeContext())
     assert refused["statusCode"] == 401
     assert lambda_json(refused)["error"] == "INVALID_CREDENTIALS"
+
+
+def _emf_blobs(text: str) -> list[dict[str, Any]]:
+    blobs = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("{") and '"_aws"' in line:
+            blobs.append(json.loads(line))
+    return blobs
+
+
+def _one(value: Any) -> float:
+    """An EMF value: a number, or a list of the values recorded in one invocation."""
+    if isinstance(value, list):
+        assert len(value) == 1
+        return float(value[0])
+    return float(value)
+
+
+def test_route_functions_emit_cloudwatch_metrics(
+    clean_db: Engine, token_for: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 8: request count, latency and status class per route, and command outcomes by
+    type, as CloudWatch embedded metrics (Powertools) in namespace AlquimistaOps."""
+    from tests.commands_support import make_tenant
+
+    tenant_id = make_tenant(clean_db).id
+    token = token_for("TENANT_ADMIN", tenant_id)
+    capsys.readouterr()
+    event = http_event("GET /tenant/me", "/tenant/me", None, token)
+    assert handlers.tenant_me(event, FakeContext())["statusCode"] == 200
+    (blob,) = _emf_blobs(capsys.readouterr().out)
+    (directive,) = blob["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == "AlquimistaOps"
+    assert sorted(directive["Dimensions"][0]) == ["route", "service"]
+    assert blob["route"] == "tenant-me"
+    assert blob["service"] == "operational-dashboard"
+    assert _one(blob["Requests"]) == 1.0 and _one(blob["Status2xx"]) == 1.0
+    assert 0 < _one(blob["Latency"]) < 60_000
+    units = {m["Name"]: m["Unit"] for m in directive["Metrics"]}
+    assert units["Latency"] == "Milliseconds"
+
+    admin = token_for("INTERNAL_ADMIN")
+    body = {"command_type": "HEALTH_CHECK", "tenant_id": str(tenant_id)}
+    created = handlers.create_command(
+        http_event(
+            "POST /internal/operations/commands",
+            "/internal/operations/commands",
+            None,
+            admin,
+            body=body,
+        ),
+        FakeContext(),
+    )
+    assert created["statusCode"] == 201
+    refused = handlers.create_command(
+        http_event(
+            "POST /internal/operations/commands",
+            "/internal/operations/commands",
+            None,
+            admin,
+            body={"command_type": "NOPE"},
+        ),
+        FakeContext(),
+    )
+    assert refused["statusCode"] == 400
+    blobs = _emf_blobs(capsys.readouterr().out)
+    outcomes = [(b["command_type"], b["status"]) for b in blobs if "Commands" in b]
+    assert outcomes == [("HEALTH_CHECK", "PENDING"), ("NOPE", "REFUSED")]
+    statuses = sorted(k for b in blobs if "Requests" in b for k in b if k.startswith("Status"))
+    assert statuses == ["Status2xx", "Status4xx"]

@@ -14,6 +14,7 @@ from alquimista_ops.auth.api import router as auth_router
 from alquimista_ops.billing.api import router as billing_router
 from alquimista_ops.commands.api import router as commands_router
 from alquimista_ops.commands.inprocess import start_inprocess_worker, stop_inprocess_worker
+from alquimista_ops.commands.runtime_hooks import store_for
 from alquimista_ops.core.errors import install_error_handlers
 from alquimista_ops.core.health import router as health_router
 from alquimista_ops.core.logging import configure_logging
@@ -24,6 +25,8 @@ from alquimista_ops.core.runtime import Runtime, build_runtime
 from alquimista_ops.core.settings import Settings, get_settings
 from alquimista_ops.incidents.api import router as incidents_router
 from alquimista_ops.integrations.api import router as integrations_router
+from alquimista_ops.observability import metrics as observability_metrics
+from alquimista_ops.observability.api import router as metrics_router
 from alquimista_ops.tenants.api import router as tenants_router
 from alquimista_ops.tenants.internal_api import router as internal_tenants_router
 from alquimista_ops.usage.api import router as usage_router
@@ -44,6 +47,7 @@ API_ROUTERS = (
     internal_tenants_router,
     internal_usage_router,
     billing_router,
+    metrics_router,  # issue 8
 )
 
 
@@ -68,6 +72,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         lifespan=lifespan,
     )
     app.state.runtime = runtime
+    # issue 8: Prometheus metrics of this app (GET /metrics), requests observed by the middleware
+    app.state.http_metrics = http_metrics = observability_metrics.HttpMetrics()
+    app.state.database_metrics = observability_metrics.DatabaseCollector(
+        runtime, lambda conn: store_for(runtime).backlog(conn)
+    )
     install_error_handlers(app)
     for router in API_ROUTERS:
         app.include_router(router)
@@ -86,7 +95,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
             expose_headers=["X-Request-ID", "X-Cache", "Retry-After"],
         )
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        observe=http_metrics.observe,
+    )
     return app
 
 

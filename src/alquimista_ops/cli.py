@@ -246,21 +246,17 @@ def serve(
     workers: Annotated[int, typer.Option(help="Server worker processes")] = 1,
 ) -> None:
     """Serve the API and dashboard with a production ASGI server."""
-    import uvicorn
-
     from alquimista_ops.core.logging import configure_logging
+    from alquimista_ops.core.server import run_server
 
     settings = get_settings()
     configure_logging(settings.log_level)
-    uvicorn.run(
+    run_server(
         "alquimista_ops.app:create_production_app",
         factory=True,
         host=host,
         port=port,
         workers=workers,
-        access_log=False,
-        log_config=None,
-        proxy_headers=True,
     )
 
 

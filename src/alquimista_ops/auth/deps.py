@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Connection
+from starlette.concurrency import run_in_threadpool
 
 from alquimista_ops.auth.principal import Principal
 from alquimista_ops.core.deps import DbDep, RuntimeDep
@@ -59,34 +60,43 @@ def session_token(request: Request) -> str | None:
 bearer_scheme = HTTPBearer(auto_error=False, scheme_name="bearerAuth")
 
 
-def get_principal(
+async def get_principal(
     request: Request,
     runtime: RuntimeDep,
     _declared: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)] = None,
 ) -> Principal:
+    # async (issue 8): a token verified a moment ago is a dictionary look-up on the event loop;
+    # a new one is verified in the thread pool (the JWKS may have to be fetched).
     token = bearer_token(request) or session_token(request)
     if not token:
         raise Unauthorized("Authentication required")
-    principal = runtime.verifier.verify(token)
+    principal = runtime.verifier.cached(token)
+    if principal is None:
+        principal = await run_in_threadpool(runtime.verifier.verify, token)
     if not principal.known_groups:
         raise Forbidden("Your account is in no group of this application", code="NO_GROUP")
     user_sub_var.set(principal.sub)
     if principal.tenant_id:
         tenant_id_var.set(str(principal.tenant_id))
     request.state.principal = principal
+    # The access log reads these from the request state: context variables set inside the
+    # thread pool (sync dependencies) do not reach the middleware.
+    request.state.user_sub = principal.sub
+    if principal.tenant_id:
+        request.state.tenant_id = str(principal.tenant_id)
     return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-def require_internal(principal: PrincipalDep) -> Principal:
+async def require_internal(principal: PrincipalDep) -> Principal:
     if not principal.is_internal:
         raise Forbidden("This route is for AlquimistaAI staff only")
     return principal
 
 
-def require_internal_admin(principal: PrincipalDep) -> Principal:
+async def require_internal_admin(principal: PrincipalDep) -> Principal:
     if not principal.is_internal_admin:
         raise Forbidden("This route needs the INTERNAL_ADMIN group")
     return principal
@@ -136,6 +146,7 @@ def resolve_tenant_scope(
 
 
 def get_tenant_scope(
+    request: Request,
     conn: DbDep,
     principal: PrincipalDep,
     tenant_id: Annotated[
@@ -143,7 +154,9 @@ def get_tenant_scope(
         Query(description="Tenant to read (internal users only)"),
     ] = None,
 ) -> TenantScope:
-    return resolve_tenant_scope(conn, principal, tenant_id)
+    scope = resolve_tenant_scope(conn, principal, tenant_id)
+    request.state.tenant_id = str(scope.tenant_id)  # for the access log (see get_principal)
+    return scope
 
 
 TenantScopeDep = Annotated[TenantScope, Depends(get_tenant_scope)]

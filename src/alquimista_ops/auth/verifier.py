@@ -6,9 +6,11 @@ interval on an unknown ``kid``), with RS256 only: the algorithm never comes from
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -67,14 +69,87 @@ class JwksCache:
         return key
 
 
+class VerifiedTokenCache:
+    """Principals of recently verified tokens, keyed by the SHA-256 of the token (the token
+    itself is never kept). An entry lives at most ``max_age`` seconds and never past the
+    token's ``exp``; at most ``max_entries`` are kept (least recently used dropped first).
+    Only successful verifications are cached: a bad token is checked again every time."""
+
+    def __init__(self, max_entries: int = 10_000, max_age: float = 60.0) -> None:
+        self.max_entries = max_entries
+        self.max_age = max_age
+        self._entries: OrderedDict[bytes, tuple[float, Principal]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(token: str) -> bytes:
+        return hashlib.sha256(token.encode()).digest()
+
+    def get(self, token: str, now: float | None = None) -> Principal | None:
+        if self.max_entries <= 0:
+            return None
+        now = time.time() if now is None else now
+        key = self.key(token)
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            if entry[0] <= now:
+                del self._entries[key]
+                return None
+            self._entries.move_to_end(key)
+            return entry[1]
+
+    def put(self, token: str, principal: Principal, now: float | None = None) -> None:
+        if self.max_entries <= 0:
+            return
+        now = time.time() if now is None else now
+        exp = principal.claims.get("exp")
+        until = now + self.max_age
+        if isinstance(exp, int | float):
+            until = min(until, float(exp))
+        if until <= now:
+            return
+        with self._lock:
+            self._entries[self.key(token)] = (until, principal)
+            self._entries.move_to_end(self.key(token))
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 class TokenVerifier:
-    def __init__(self, *, issuer: str, client_id: str, jwks: JwksCache, leeway: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        issuer: str,
+        client_id: str,
+        jwks: JwksCache,
+        leeway: int = 0,
+        verified: VerifiedTokenCache | None = None,
+    ) -> None:
         self.issuer = issuer
         self.client_id = client_id
         self.jwks = jwks
         self.leeway = leeway
+        # issue 8: verifying RS256 on every request was the largest CPU cost of a cached read.
+        self.verified = verified if verified is not None else VerifiedTokenCache()
+
+    def cached(self, token: str) -> Principal | None:
+        """The principal of a token verified a moment ago (no I/O, no signature check)."""
+        return self.verified.get(token)
 
     def verify(self, token: str) -> Principal:
+        principal = self.verified.get(token)
+        if principal is not None:
+            return principal
+        principal = self._verify(token)
+        self.verified.put(token, principal)
+        return principal
+
+    def _verify(self, token: str) -> Principal:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:

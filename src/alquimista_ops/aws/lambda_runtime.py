@@ -10,13 +10,16 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger, Metrics, Tracer
 
 from alquimista_ops.aws.layout import SERVICE_NAME
 from alquimista_ops.core.runtime import Runtime, build_runtime
 
 logger = Logger(service=SERVICE_NAME)
 tracer = Tracer(service=SERVICE_NAME)
+# issue 8: the figures of GET /metrics as CloudWatch embedded metrics (EMF, printed to stdout)
+METRICS_NAMESPACE = "AlquimistaOps"
+metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
 
 _lock = threading.Lock()
 _state: dict[str, Any] = {}

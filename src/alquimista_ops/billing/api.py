@@ -10,7 +10,7 @@ from alquimista_ops.billing import service
 from alquimista_ops.billing.schemas import BillingOverview
 from alquimista_ops.core.cache import PLATFORM_SCOPE
 from alquimista_ops.core.deps import DbDep
-from alquimista_ops.core.http_cache import CacheDep, cached_json
+from alquimista_ops.core.http_cache import CacheDep, cached_json_async
 from alquimista_ops.core.params import PeriodDep
 
 router = APIRouter(tags=["internal"])
@@ -21,10 +21,10 @@ router = APIRouter(tags=["internal"])
     response_model=BillingOverview,
     summary="Billing overview: MRR, ARR, movements, by plan and segment, running MRR",
 )
-def billing_overview(
+async def billing_overview(
     conn: DbDep, _principal: InternalAdminDep, cache: CacheDep, period: PeriodDep
 ) -> Response:
-    return cached_json(
+    return await cached_json_async(
         cache,
         "billing_overview",
         PLATFORM_SCOPE,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
@@ -21,7 +21,7 @@ from alquimista_ops.commands.schemas import (
     CommandStatus,
     CommandType,
 )
-from alquimista_ops.core.deps import DbDep, RuntimeDep
+from alquimista_ops.core.deps import DbDep, RuntimeDep, gated_transaction
 from alquimista_ops.core.errors import ValidationFailed
 from alquimista_ops.core.params import Page, page_param
 
@@ -30,14 +30,17 @@ router = APIRouter(prefix="/internal/operations/commands", tags=["operations"])
 NO_STORE = {"Cache-Control": "private, max-age=0", "X-Cache": "MISS"}
 
 
-def command_unit_of_work(runtime: RuntimeDep) -> Iterator[Connection]:
+async def command_unit_of_work(runtime: RuntimeDep) -> AsyncIterator[Connection]:
     """The request's transaction for writes; after commit an in-process worker is woken
     (on PostgreSQL the store's NOTIFY is delivered by the commit itself)."""
-    with runtime.engine.begin() as conn:
+
+    def wake_worker() -> None:
+        wake = wakeup_for(runtime)
+        if wake is not None:
+            wake.set()
+
+    async with gated_transaction(runtime.engine, after_commit=wake_worker) as conn:
         yield conn
-    wake = wakeup_for(runtime)
-    if wake is not None:
-        wake.set()
 
 
 WriteDbDep = Annotated[Connection, Depends(command_unit_of_work)]

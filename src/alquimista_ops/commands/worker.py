@@ -292,6 +292,16 @@ class Worker:
             write_events(conn, effect_events)
             self.store.complete(conn, self.owner, successes)
         self.stats.add(succeeded=len(successes))
+        for record, _output in successes:  # issue 8: one log line per command outcome
+            log.info(
+                "command succeeded",
+                extra={
+                    "command_id": str(record.command_id),
+                    "command_type": record.command_type,
+                    "command_tenant_id": str(record.tenant_id) if record.tenant_id else None,
+                    "attempt": record.attempts,
+                },
+            )
         return invalidations
 
     def _record_failure(self, record: CommandRecord, exc: BaseException) -> None:

@@ -1,27 +1,132 @@
-"""FastAPI dependencies shared by every feature: runtime and the unit of work."""
+"""FastAPI dependencies shared by every feature: runtime and the unit of work.
+
+The unit of work is an *async* dependency guarded by a per-event-loop semaphore sized to the
+connection pool (issue 8). Sync dependencies and routes run in anyio's thread pool (40
+threads); a request holds its connection across several thread hops (open, scope, route,
+commit). With a plain sync ``get_db``, 64 concurrent requests let 40 threads block in the
+pool's checkout while the 20 connections belonged to requests waiting for a thread: every
+request then waited for the pool timeout (profiled: 5 requests/s). With the gate, a request
+only asks the pool for a connection when one is free, so no thread ever waits for the pool, and
+the others wait on the event loop without holding anything.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Annotated
+import asyncio
+import weakref
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, cast
 
 from fastapi import Depends, Request
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
+from starlette.concurrency import run_in_threadpool
 
 from alquimista_ops.core.runtime import Runtime
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    # async: a trivial dependency must not cost a thread-pool hop.
     runtime: Runtime = request.app.state.runtime
     return runtime
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
+_gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, asyncio.Semaphore]] = (
+    weakref.WeakKeyDictionary()
+)
 
-def get_db(runtime: RuntimeDep) -> Iterator[Connection]:
+
+def pool_capacity(engine: Engine) -> int:
+    """How many requests may hold a connection at once: the pool's size (its overflow stays
+    for the other users of the engine; overflow connections are closed on return, so letting
+    requests use them made every request open a new PostgreSQL connection — profiled)."""
+    size = getattr(engine.pool, "size", None)
+    if callable(size) and int(size()) > 0:
+        return int(size())
+    return 8
+
+
+def connection_gate(engine: Engine) -> asyncio.Semaphore:
+    """The semaphore of this event loop for ``engine`` (one per loop: test clients and server
+    workers each run their own loop)."""
+    loop = asyncio.get_running_loop()
+    per_loop = _gates.setdefault(loop, {})
+    gate = per_loop.get(id(engine))
+    if gate is None:
+        gate = per_loop[id(engine)] = asyncio.Semaphore(pool_capacity(engine))
+    return gate
+
+
+class LazyConnection:
+    """Stands for the request's ``Connection`` and checks one out on first use, so a read
+    answered from the cache without a query never touches the pool (profiled: the checkout,
+    BEGIN and COMMIT of an unused connection were most of a cached read's time)."""
+
+    __slots__ = ("_conn", "_engine")
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._conn: Connection | None = None
+
+    @property
+    def dialect(self) -> Any:
+        return self._engine.dialect
+
+    @property
+    def opened(self) -> Connection | None:
+        return self._conn
+
+    def __getattr__(self, name: str) -> Any:
+        conn = self._conn
+        if conn is None:
+            conn = self._conn = _open(self._engine)
+        return getattr(conn, name)
+
+
+def _open(engine: Engine) -> Connection:
+    conn = engine.connect()
+    try:
+        conn.begin()
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _finish(conn: Connection, commit: bool) -> None:
+    try:
+        if commit:
+            conn.commit()
+        else:
+            conn.rollback()
+    finally:
+        conn.close()
+
+
+@asynccontextmanager
+async def gated_transaction(
+    engine: Engine, after_commit: Callable[[], None] | None = None
+) -> AsyncIterator[Connection]:
+    """One transaction (commit on success, roll back on any error) taken through the gate."""
+    async with connection_gate(engine):
+        lazy = LazyConnection(engine)
+        try:
+            yield cast(Connection, lazy)
+        except BaseException:
+            if lazy.opened is not None:
+                await run_in_threadpool(_finish, lazy.opened, False)
+            raise
+        if lazy.opened is not None:
+            await run_in_threadpool(_finish, lazy.opened, True)
+    if after_commit is not None:
+        after_commit()
+
+
+async def get_db(runtime: RuntimeDep) -> AsyncIterator[Connection]:
     """The request's unit of work: commit on success, roll back on any error."""
-    with runtime.engine.begin() as conn:
+    async with gated_transaction(runtime.engine) as conn:
         yield conn
 
 

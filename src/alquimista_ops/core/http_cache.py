@@ -16,12 +16,13 @@ from typing import Annotated, Any
 from fastapi import Depends
 from fastapi.responses import Response
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 
 from alquimista_ops.core.cache import Cache, CacheKey
 from alquimista_ops.core.deps import RuntimeDep
 
 
-def get_cache(runtime: RuntimeDep) -> Cache:
+async def get_cache(runtime: RuntimeDep) -> Cache:
     return runtime.cache
 
 
@@ -45,6 +46,31 @@ def cached_json(
         return data.model_dump_json(by_alias=True, exclude_unset=exclude_unset).encode()
 
     body, hit = cache.get_or_compute(key, produce)
+    return _response(body, hit, key)
+
+
+async def cached_json_async(
+    cache: Cache,
+    resource: str,
+    scope: str,
+    params: Mapping[str, object] | None,
+    model: type[BaseModel],
+    compute: Callable[[], Mapping[str, Any]],
+    *,
+    exclude_unset: bool = False,
+) -> Response:
+    """``cached_json`` for async routes: a HIT is answered on the event loop; a miss (and any
+    cache trouble) goes through ``cached_json`` in the thread pool (single flight, store)."""
+    key = CacheKey.build(resource, scope, params)
+    body = await cache.aget(key)
+    if body is not None:
+        return _response(body, True, key)
+    return await run_in_threadpool(
+        cached_json, cache, resource, scope, params, model, compute, exclude_unset=exclude_unset
+    )
+
+
+def _response(body: bytes, hit: bool, key: CacheKey) -> Response:
     return Response(
         content=body,
         media_type="application/json",

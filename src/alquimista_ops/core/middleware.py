@@ -7,6 +7,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -29,9 +30,17 @@ class _BodyTooLarge(Exception):
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        observe: Callable[[str, str | None, int, float], None] | None = None,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        # issue 8: request metrics (method, route template, status, seconds)
+        self.observe = observe
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -91,16 +100,25 @@ class RequestContextMiddleware:
             status_holder["status"] = 413
         finally:
             route = scope.get("route")
-            access_log.info(
-                "request",
-                extra={
-                    "method": scope.get("method"),
-                    "path": scope.get("path"),
-                    "route": getattr(route, "path", None),
-                    "status": status_holder["status"],
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                },
-            )
+            duration = time.perf_counter() - started
+            template = getattr(route, "path", None)
+            state = scope.get("state") or {}
+            extra: dict[str, Any] = {
+                "method": scope.get("method"),
+                "path": scope.get("path"),
+                "route": template,
+                "status": status_holder["status"],
+                "duration_ms": round(duration * 1000, 2),
+            }
+            # Set by the auth dependencies on the request state: context variables set in the
+            # thread pool (sync dependencies) never reach this task.
+            for key in ("tenant_id", "user_sub"):
+                value = state.get(key)
+                if value:
+                    extra[key] = value
+            access_log.info("request", extra=extra)
+            if self.observe is not None:
+                self.observe(scope.get("method") or "", template, status_holder["status"], duration)
             request_id_var.reset(token)
             tenant_id_var.reset(tenant_token)
             user_sub_var.reset(user_token)

@@ -10,7 +10,12 @@ from sqlalchemy.engine import Engine
 
 from alquimista_ops.auth.keys import load_or_create_key
 from alquimista_ops.auth.local_idp import LocalIdentityProvider
-from alquimista_ops.auth.verifier import JwksCache, TokenVerifier, http_jwks_fetcher
+from alquimista_ops.auth.verifier import (
+    JwksCache,
+    TokenVerifier,
+    VerifiedTokenCache,
+    http_jwks_fetcher,
+)
 from alquimista_ops.core.cache import Cache, build_cache
 from alquimista_ops.core.db import create_db_engine
 from alquimista_ops.core.ratelimit import RateLimiter, build_rate_limiter
@@ -52,6 +57,9 @@ def build_runtime(settings: Settings | None = None, engine: Engine | None = None
         issuer=settings.issuer,
         client_id=settings.client_id,
         jwks=JwksCache(fetcher, settings.jwks_refresh_interval_seconds),
+        verified=VerifiedTokenCache(  # issue 8
+            settings.token_cache_max_entries, settings.token_cache_seconds
+        ),
     )
     cache = build_cache(settings)
     runtime = Runtime(

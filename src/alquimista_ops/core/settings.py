@@ -86,8 +86,20 @@ class Settings(BaseSettings):
     )
     # Take the client address from X-Forwarded-For (only behind a trusted proxy / API gateway).
     trust_forwarded_for: bool = Field(default=False, alias="TRUST_FORWARDED_FOR")
+    # -- issue 8: speed under load and observability ---------------------------------------------
+    # A pooled PostgreSQL connection idle longer than this is pinged before use (0: always).
+    db_ping_idle_seconds: float = Field(default=10.0, ge=0, le=3600, alias="DB_PING_IDLE_SECONDS")
+    # Verified tokens are remembered (by their SHA-256) this long, never past their exp.
+    token_cache_seconds: float = Field(default=60.0, ge=0, le=3600, alias="TOKEN_CACHE_SECONDS")
+    token_cache_max_entries: int = Field(
+        default=10_000, ge=0, le=1_000_000, alias="TOKEN_CACHE_MAX_ENTRIES"
+    )
+    # GET /metrics: internal users' bearer tokens, this token, or a client address of the list.
+    metrics_enabled: bool = Field(default=True, alias="METRICS_ENABLED")
+    metrics_token: str | None = Field(default=None, alias="METRICS_TOKEN")
+    metrics_allow_from: list[str] = Field(default_factory=list, alias="METRICS_ALLOW_FROM")
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "metrics_allow_from", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):

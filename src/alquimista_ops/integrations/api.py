@@ -8,7 +8,7 @@ from fastapi.responses import Response
 from alquimista_ops.auth.deps import TenantScopeDep
 from alquimista_ops.core.cache import tenant_scope
 from alquimista_ops.core.deps import DbDep
-from alquimista_ops.core.http_cache import CacheDep, cached_json
+from alquimista_ops.core.http_cache import CacheDep, cached_json_async
 from alquimista_ops.integrations import service
 from alquimista_ops.integrations.schemas import Integrations
 
@@ -24,7 +24,7 @@ TypeFilter = Literal["whatsapp", "email", "crm", "calendar", "payment", "erp", "
     response_model_exclude_unset=True,
     summary="The tenant's integrations (configuration for admins; never credentials)",
 )
-def tenant_integrations(
+async def tenant_integrations(
     conn: DbDep,
     scope: TenantScopeDep,
     cache: CacheDep,
@@ -33,7 +33,7 @@ def tenant_integrations(
 ) -> Response:
     # TENANT_USER sees no configuration: the view is part of the key.
     show_config = scope.principal.is_internal or scope.principal.is_tenant_admin
-    return cached_json(
+    return await cached_json_async(
         cache,
         "tenant_integrations",
         tenant_scope(scope.tenant_id),

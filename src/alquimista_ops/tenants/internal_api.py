@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from alquimista_ops.auth.deps import InternalDep
 from alquimista_ops.core.cache import PLATFORM_SCOPE, tenant_scope
 from alquimista_ops.core.deps import DbDep
-from alquimista_ops.core.http_cache import CacheDep, cached_json
+from alquimista_ops.core.http_cache import CacheDep, cached_json_async
 from alquimista_ops.core.params import Page, page_param
 from alquimista_ops.core.search import MAX_SEARCH_LENGTH, parse_search
 from alquimista_ops.tenants import internal_service as service
@@ -30,7 +30,7 @@ TenantIdPath = Annotated[uuid.UUID, Path(description="Tenant id (UUID)")]
 
 
 @router.get("/internal/tenants", response_model=TenantList, summary="List tenants")
-def list_tenants(
+async def list_tenants(
     conn: DbDep,
     _principal: InternalDep,
     cache: CacheDep,
@@ -58,7 +58,7 @@ def list_tenants(
         "limit": page.limit,
         "offset": page.offset,
     }
-    return cached_json(
+    return await cached_json_async(
         cache,
         "tenants_list",
         PLATFORM_SCOPE,
@@ -78,10 +78,10 @@ def list_tenants(
 
 
 @router.get("/internal/tenants/{tenant_id}", response_model=TenantDetail, summary="A tenant")
-def tenant_detail(
+async def tenant_detail(
     conn: DbDep, _principal: InternalDep, cache: CacheDep, tenant_id: TenantIdPath
 ) -> Response:
-    return cached_json(
+    return await cached_json_async(
         cache,
         "tenant_detail",
         tenant_scope(tenant_id),
@@ -96,10 +96,10 @@ def tenant_detail(
     response_model=InternalTenantAgents,
     summary="A tenant's agents with configuration and usage",
 )
-def tenant_agents(
+async def tenant_agents(
     conn: DbDep, _principal: InternalDep, cache: CacheDep, tenant_id: TenantIdPath
 ) -> Response:
-    return cached_json(
+    return await cached_json_async(
         cache,
         "tenant_agents_internal",
         tenant_scope(tenant_id),

@@ -9,7 +9,7 @@ from fastapi.responses import Response
 from alquimista_ops.auth.deps import TenantScopeDep
 from alquimista_ops.core.cache import tenant_scope
 from alquimista_ops.core.deps import DbDep
-from alquimista_ops.core.http_cache import CacheDep, cached_json
+from alquimista_ops.core.http_cache import CacheDep, cached_json_async
 from alquimista_ops.core.params import PeriodDep
 from alquimista_ops.usage import service
 from alquimista_ops.usage.schemas import TenantUsage
@@ -23,14 +23,14 @@ router = APIRouter(tags=["tenant"])
     response_model_by_alias=True,
     summary="The tenant's usage over a period",
 )
-def tenant_usage(
+async def tenant_usage(
     conn: DbDep,
     scope: TenantScopeDep,
     period: PeriodDep,
     cache: CacheDep,
     agent_id: Annotated[uuid.UUID | None, Query()] = None,
 ) -> Response:
-    return cached_json(
+    return await cached_json_async(
         cache,
         "tenant_usage",
         tenant_scope(scope.tenant_id),

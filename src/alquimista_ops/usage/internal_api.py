@@ -8,7 +8,7 @@ from fastapi.responses import Response
 from alquimista_ops.auth.deps import InternalDep
 from alquimista_ops.core.cache import PLATFORM_SCOPE
 from alquimista_ops.core.deps import DbDep
-from alquimista_ops.core.http_cache import CacheDep, cached_json
+from alquimista_ops.core.http_cache import CacheDep, cached_json_async
 from alquimista_ops.core.params import PeriodDep
 from alquimista_ops.usage import overview
 from alquimista_ops.usage.overview_schemas import UsageOverview
@@ -19,10 +19,10 @@ router = APIRouter(tags=["internal"])
 @router.get(
     "/internal/usage/overview", response_model=UsageOverview, summary="Platform usage overview"
 )
-def usage_overview(
+async def usage_overview(
     conn: DbDep, _principal: InternalDep, cache: CacheDep, period: PeriodDep
 ) -> Response:
-    return cached_json(
+    return await cached_json_async(
         cache,
         "usage_overview",
         PLATFORM_SCOPE,

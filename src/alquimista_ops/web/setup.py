@@ -7,6 +7,8 @@ from urllib.parse import quote
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from alquimista_ops.web import i18n
 from alquimista_ops.web.cognito import router as cognito_router
@@ -45,10 +47,28 @@ def install_web(app: FastAPI) -> None:
             status_code=exc.status,
         )
 
-    @app.middleware("http")
-    async def _page_headers(request: Request, call_next):  # type: ignore[no-untyped-def]
-        response: Response = await call_next(request)
-        if response.headers.get("content-type", "").startswith("text/html"):
-            response.headers["Content-Security-Policy"] = CSP
-            response.headers["Cache-Control"] = "no-store"
-        return response
+    # issue 8: pure ASGI (a BaseHTTPMiddleware wrapped every API request in an extra task and
+    # response stream); it only looks at the start message of each response.
+    app.add_middleware(PageHeadersMiddleware)
+
+
+class PageHeadersMiddleware:
+    """Content-Security-Policy and ``Cache-Control: no-store`` on HTML responses."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                if headers.get("content-type", "").startswith("text/html"):
+                    headers["Content-Security-Policy"] = CSP
+                    headers["Cache-Control"] = "no-store"
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
