@@ -393,9 +393,12 @@ def test_command_from_the_form_reaches_success_on_screen(
             session.page.locator("#command-description").inner_text().startswith("Banco de dados")
         )
         session.page.click("#command-form button[type=submit]")
+        message = session.page.locator("#form-message.notice")
+        message.wait_for(timeout=20_000)  # the API accepted the command
+        assert message.inner_text() == "Comando enviado."
         row = session.page.locator("#command-history tbody tr").first
         badge = row.locator("td.status .badge-SUCCESS")
-        badge.wait_for(timeout=20_000)
+        badge.wait_for(timeout=45_000)
         assert badge.inner_text() == "Sucesso"
         assert "status" in row.locator("td.result").inner_text()
         assert session.console_errors == []
