@@ -36,7 +36,7 @@ lint: $(STAMP_DEV)
 bench: $(STAMP_DEV)
 	$(BIN)/python bench/run_all.py
 
-# issue 7: synthesize the AWS stack with the CDK command line (installed locally by npm);
+# synthesize the AWS stack with the CDK command line (installed locally by npm);
 # the Lambda code is bundled locally with pip (no Docker).
 synth: $(STAMP_DEV)
 	cd infra && npm install --no-audit --no-fund --silent

@@ -1,4 +1,4 @@
-"""Throughput and latency under load, side by side with the framework's ceiling (issue 8).
+"""Throughput and latency under load, side by side with the framework's ceiling.
 
 The application is started as production starts it (``alquimista-ops serve``: uvicorn with
 httptools and uvloop, PostgreSQL, Redis, rate limiter on, JSON logs) over the large demo data

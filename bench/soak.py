@@ -1,4 +1,4 @@
-"""Memory soak (issue 8): the server under a mixed load for a while; resident memory of each
+"""Memory soak: the server under a mixed load for a while; resident memory of each
 worker over time, and every error counted (zero expected).
 
 The application runs as production runs it (``alquimista-ops serve``, PostgreSQL, Redis, the

@@ -10,7 +10,7 @@ It creates its own database (``alq_bench_<pid>``) on the server of ``--database-
 with the real migrations, generates one day of raw requests with ``INSERT … SELECT
 generate_series``, prints the figures and drops the database (``--keep`` to keep it).
 
-Targets (issue 5): rollup of the day ≤ 1.2 × the bare ``SELECT … GROUP BY`` over the same rows;
+Targets: rollup of the day ≤ 1.2 × the bare ``SELECT … GROUP BY`` over the same rows;
 CLI ingestion ≥ 50,000 records/s.
 """
 

@@ -102,7 +102,7 @@ def make_settings(tmp: Path, database_url: str, **overrides: Any) -> Settings:
         "REDIS_URL": TEST_REDIS_URL,
         "CACHE_PREFIX": f"opdash-test-{uuid.uuid4().hex[:8]}",
         "LOG_LEVEL": "WARNING",
-        # issue 3: the suite is not throttled (rate-limit tests build their own app).
+        # the suite is not throttled (rate-limit tests build their own app).
         "RATE_LIMIT_ENABLED": "false",
     }
     values.update(overrides)

@@ -347,7 +347,7 @@ def _one(value: Any) -> float:
 def test_route_functions_emit_cloudwatch_metrics(
     clean_db: Engine, token_for: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Issue 8: request count, latency and status class per route, and command outcomes by
+    """request count, latency and status class per route, and command outcomes by
     type, as CloudWatch embedded metrics (Powertools) in namespace AlquimistaOps."""
     from tests.commands_support import make_tenant
 

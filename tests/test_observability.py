@@ -1,4 +1,4 @@
-"""Issue 8: ``GET /metrics`` (access and format, figures from the database) and the log
+"""``GET /metrics`` (access and format, figures from the database) and the log
 guarantees (one JSON access line with tenant and user; no credential is ever logged)."""
 
 from __future__ import annotations

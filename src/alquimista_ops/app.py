@@ -47,7 +47,7 @@ API_ROUTERS = (
     internal_tenants_router,
     internal_usage_router,
     billing_router,
-    metrics_router,  # issue 8
+    metrics_router,
 )
 
 
@@ -60,7 +60,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        command_worker = start_inprocess_worker(runtime)  # issue 4: SQLite only
+        command_worker = start_inprocess_worker(runtime)  # SQLite only
         yield
         stop_inprocess_worker(runtime, command_worker)
         if owns_runtime:
@@ -72,7 +72,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         lifespan=lifespan,
     )
     app.state.runtime = runtime
-    # issue 8: Prometheus metrics of this app (GET /metrics), requests observed by the middleware
+    # Prometheus metrics of this app (GET /metrics), requests observed by the middleware
     app.state.http_metrics = http_metrics = observability_metrics.HttpMetrics()
     app.state.database_metrics = observability_metrics.DatabaseCollector(
         runtime, lambda conn: store_for(runtime).backlog(conn)
@@ -84,8 +84,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         from alquimista_ops.web.setup import install_web
 
         install_web(app)
-    install_openapi(app)  # issue 3: error responses and bearer security in the document
-    app.add_middleware(RateLimitMiddleware)  # issue 3: inside CORS and the request context
+    install_openapi(app)  # error responses and bearer security in the document
+    app.add_middleware(RateLimitMiddleware)  # inside CORS and the request context
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

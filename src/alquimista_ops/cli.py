@@ -29,10 +29,10 @@ app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
 app.add_typer(groups_app, name="groups")
 app.add_typer(users_app, name="users")
-usage_cli.register(app)  # issue 5: ingest, aggregate, scheduler, service-keys
-app.add_typer(aws_cli.deploy_app, name="deploy")  # issue 7
-app.command("smoke-test")(aws_cli.smoke_test)  # issue 7
-app.command("worker")(worker_command)  # issue 4
+usage_cli.register(app)  # ingest, aggregate, scheduler, service-keys
+app.add_typer(aws_cli.deploy_app, name="deploy")
+app.command("smoke-test")(aws_cli.smoke_test)
+app.command("worker")(worker_command)
 
 console = Console(stderr=True)
 
@@ -133,7 +133,7 @@ def demo_seed(
             progress,
         )
     elapsed = time.perf_counter() - started
-    build_cache(get_settings()).invalidate_all()  # issue 3: no cached answer outlives a reseed
+    build_cache(get_settings()).invalidate_all()  # no cached answer outlives a reseed
     for table, count in report.counts.items():
         typer.echo(f"{table:<22} {count:>10,}")
     typer.echo(f"seeded in {elapsed:.1f} s")

@@ -65,7 +65,7 @@ async def get_principal(
     runtime: RuntimeDep,
     _declared: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)] = None,
 ) -> Principal:
-    # async (issue 8): a token verified a moment ago is a dictionary look-up on the event loop;
+    # async: a token verified a moment ago is a dictionary look-up on the event loop;
     # a new one is verified in the thread pool (the JWKS may have to be fetched).
     token = bearer_token(request) or session_token(request)
     if not token:

@@ -134,7 +134,7 @@ class TokenVerifier:
         self.client_id = client_id
         self.jwks = jwks
         self.leeway = leeway
-        # issue 8: verifying RS256 on every request was the largest CPU cost of a cached read.
+        # verifying RS256 on every request was the largest CPU cost of a cached read.
         self.verified = verified if verified is not None else VerifiedTokenCache()
 
     def cached(self, token: str) -> Principal | None:

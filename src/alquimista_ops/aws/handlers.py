@@ -46,7 +46,7 @@ def _route_mismatch(route: RouteFunction, route_key: str) -> dict[str, Any]:
 
 
 def record_request_metrics(route: RouteFunction, status: int, seconds: float) -> None:
-    """Request count, latency and status class per route (issue 8), and for the command
+    """Request count, latency and status class per route, and for the command
     route the outcome of each creation by command type."""
     metrics.add_dimension(name="route", value=route.name)
     metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)

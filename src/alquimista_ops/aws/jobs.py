@@ -74,7 +74,7 @@ def aggregate_metrics(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 def process_command(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """The DynamoDB stream handler (issue 7): ``aws.stream.process_command``."""
+    """The DynamoDB stream handler: ``aws.stream.process_command``."""
     from alquimista_ops.aws.stream import process_command as handler
 
     result: dict[str, Any] = handler(event, context)

@@ -17,7 +17,7 @@ from alquimista_ops.core.runtime import Runtime, build_runtime
 
 logger = Logger(service=SERVICE_NAME)
 tracer = Tracer(service=SERVICE_NAME)
-# issue 8: the figures of GET /metrics as CloudWatch embedded metrics (EMF, printed to stdout)
+# the figures of GET /metrics as CloudWatch embedded metrics (EMF, printed to stdout)
 METRICS_NAMESPACE = "AlquimistaOps"
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
 

@@ -24,7 +24,7 @@ def build_worker(
     batch_size: int | None = None,
     handlers: dict[str, Handler] | None = None,
 ) -> Worker:
-    from alquimista_ops.commands.runtime_hooks import build_store  # issue 7
+    from alquimista_ops.commands.runtime_hooks import build_store
 
     overrides: dict[str, int] = {"concurrency": concurrency}
     if batch_size is not None:

@@ -1,6 +1,6 @@
 """The process-wide objects commands need from the runtime: the store and the cache hooks.
 
-WIRING POINT of the read cache (issue 3): ``build_cache_hooks`` is the one place that decides
+WIRING POINT of the read cache: ``build_cache_hooks`` is the one place that decides
 how commands reach the cache. Handlers only call ``CacheHooks.purge(tenant_id | None) -> int``
 (CLEAR_CACHE, and after commit for every effect) and ``CacheHooks.ping() -> str`` (HEALTH_CHECK).
 Both the app's runtime (``cache_hooks_for``; also the SQLite in-process worker) and the
@@ -39,7 +39,7 @@ def store_for(runtime: Runtime) -> command_store.CommandStore:
 
 
 def build_store(settings: Settings) -> command_store.CommandStore:
-    """Issue 7: the DynamoDB table ``COMMANDS_TABLE`` when ``settings.commands_on_dynamodb``
+    """the DynamoDB table ``COMMANDS_TABLE`` when ``settings.commands_on_dynamodb``
     (``COMMANDS_BACKEND=dynamodb``, or ``auto`` with ``COMMANDS_TABLE`` set, as on Lambda);
     otherwise the relational ``operational_commands`` table."""
     if settings.commands_on_dynamodb:

@@ -292,7 +292,7 @@ class Worker:
             write_events(conn, effect_events)
             self.store.complete(conn, self.owner, successes)
         self.stats.add(succeeded=len(successes))
-        for record, _output in successes:  # issue 8: one log line per command outcome
+        for record, _output in successes:  # one log line per command outcome
             log.info(
                 "command succeeded",
                 extra={

@@ -399,7 +399,7 @@ class Cache:
     async def aget(self, key: CacheKey) -> bytes | None:
         """A HIT looked up on the event loop (Redis through ``redis.asyncio``), or None: a
         miss, or a state the synchronous path handles (breaker open, flush pending, error).
-        Issue 8: a HIT then costs no thread-pool hop (profiled: threads waiting for the GIL
+        a HIT then costs no thread-pool hop (profiled: threads waiting for the GIL
         after their Redis round trip were most of a cached read's latency)."""
         backend = self.backend
         if backend is None or self._flush_pending or not self.breaker.allow():

@@ -43,7 +43,7 @@ def create_db_engine(settings: Settings, url: str | None = None, **kwargs: Any) 
     schema = validate_schema_name(settings.db_schema)
     kwargs.setdefault("pool_size", settings.db_pool_size)
     kwargs.setdefault("max_overflow", settings.db_pool_size)
-    # issue 8: a ping on every checkout was one extra round trip per request (profiled); a
+    # a ping on every checkout was one extra round trip per request (profiled); a
     # connection is pinged only when it has been idle longer than DB_PING_IDLE_SECONDS.
     ping_idle = settings.db_ping_idle_seconds
     kwargs.setdefault("pool_pre_ping", ping_idle <= 0)

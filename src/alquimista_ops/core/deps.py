@@ -1,7 +1,7 @@
 """FastAPI dependencies shared by every feature: runtime and the unit of work.
 
 The unit of work is an *async* dependency guarded by a per-event-loop semaphore sized to the
-connection pool (issue 8). Sync dependencies and routes run in anyio's thread pool (40
+connection pool. Sync dependencies and routes run in anyio's thread pool (40
 threads); a request holds its connection across several thread hops (open, scope, route,
 commit). With a plain sync ``get_db``, 64 concurrent requests let 40 threads block in the
 pool's checkout while the 20 connections belonged to requests waiting for a thread: every

@@ -39,7 +39,7 @@ class RequestContextMiddleware:
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
-        # issue 8: request metrics (method, route template, status, seconds)
+        # request metrics (method, route template, status, seconds)
         self.observe = observe
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -61,7 +61,7 @@ def resolve_period(
     return Period(today - timedelta(days=days - 1), today, name)
 
 
-async def period_param(  # async (issue 8): pure, so no thread-pool hop
+async def period_param(  # async: pure, so no thread-pool hop
     period: Annotated[PeriodName | None, Query(description="7d, 30d or 90d (default 30d)")] = None,
     start: Annotated[date | None, Query(alias="from", description="First day (YYYY-MM-DD)")] = None,
     end: Annotated[date | None, Query(alias="to", description="Last day (YYYY-MM-DD)")] = None,
@@ -84,7 +84,7 @@ MAX_OFFSET = 1_000_000
 def page_param(default: int, maximum: int) -> Any:
     # Plain defaults (not Annotated): the bounds are closure values that string annotations
     # could not resolve.
-    async def dependency(  # async (issue 8): pure, so no thread-pool hop
+    async def dependency(  # async: pure, so no thread-pool hop
         limit: int = Query(default, ge=1, le=maximum, description=f"At most {maximum}"),
         offset: int = Query(0, ge=0, le=MAX_OFFSET),
     ) -> Page:

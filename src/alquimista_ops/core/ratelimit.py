@@ -79,7 +79,7 @@ class RateLimiter:
     async def acheck(
         self, user: str | None, address: str | None, now: float | None = None
     ) -> Verdict:
-        """``check`` for the event loop: the Redis round trip does not block it (issue 8: the
+        """``check`` for the event loop: the Redis round trip does not block it (the
         profile showed the synchronous pipeline holding the loop on every request)."""
         now = time.time() if now is None else now
         window, retry_after, checks, keys = self._plan(user, address, now)
@@ -256,7 +256,7 @@ def _user_of(runtime: object, authorization: bytes | None) -> str | None:
         return None
     verifier = runtime.verifier  # type: ignore[attr-defined]
     try:
-        # issue 8: the verified-token cache makes this (and the route's own check) a look-up.
+        # the verified-token cache makes this (and the route's own check) a look-up.
         principal = verifier.cached(token.strip()) or verifier.verify(token.strip())
     except Exception:
         return None

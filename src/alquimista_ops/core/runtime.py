@@ -28,7 +28,7 @@ class Runtime:
     engine: Engine
     verifier: TokenVerifier
     idp: LocalIdentityProvider | None
-    # issue 3: the read cache and the rate limiter of this process.
+    # the read cache and the rate limiter of this process.
     cache: Cache = field(default_factory=lambda: Cache(None, namespace="opdash:off"))
     rate_limiter: RateLimiter | None = None
     extras: dict[str, Any] = field(default_factory=dict)
@@ -57,9 +57,7 @@ def build_runtime(settings: Settings | None = None, engine: Engine | None = None
         issuer=settings.issuer,
         client_id=settings.client_id,
         jwks=JwksCache(fetcher, settings.jwks_refresh_interval_seconds),
-        verified=VerifiedTokenCache(  # issue 8
-            settings.token_cache_max_entries, settings.token_cache_seconds
-        ),
+        verified=VerifiedTokenCache(settings.token_cache_max_entries, settings.token_cache_seconds),
     )
     cache = build_cache(settings)
     runtime = Runtime(

@@ -208,7 +208,7 @@ agent_requests = sa.Table(
     one_of("status", REQUEST_STATUSES),
     sa.CheckConstraint("response_time_ms >= 0 AND tokens_used >= 0", name="measures_non_negative"),
     sa.Index(None, "day", "tenant_id", "agent_id"),
-    # Issue 5 (migration 0005): no (tenant_id, created_at) index; no query reads raw rows by
+    # Migration 0003: no (tenant_id, created_at) index; no query reads raw rows by
     # tenant (figures come from the rollup) and each index slows ingestion of the largest table.
 )
 
@@ -371,7 +371,7 @@ DASHBOARD_TABLES = (
 )
 
 
-# -- issue 3: usage totals (per tenant, per agent, platform) per day --------------------------
+# -- usage totals (per tenant, per agent, platform) per day --------------------------
 # Derived from ``tenant_usage_daily`` by ``usage.totals.refresh_usage_totals`` (called by the
 # daily rollup and the demo seed), so that staff overviews over 2,000 tenants x 365 days read a
 # few thousand rows instead of millions. ``response_ms_weighted`` is

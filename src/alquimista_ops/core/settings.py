@@ -51,9 +51,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=5 * 1024 * 1024, alias="MAX_BODY_BYTES")
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
 
-    # Web dashboard (issue 6)
+    # Web dashboard
     cognito_domain: str | None = Field(default=None, alias="COGNITO_DOMAIN")
-    # Issue 4: operational commands and their worker.
+    # operational commands and their worker.
     command_max_attempts: int = Field(default=5, ge=1, le=50, alias="COMMAND_MAX_ATTEMPTS")
     command_retention_days: int = Field(default=90, ge=1, alias="COMMAND_RETENTION_DAYS")
     command_lease_seconds: float = Field(default=30.0, gt=0, alias="COMMAND_LEASE_SECONDS")
@@ -71,7 +71,7 @@ class Settings(BaseSettings):
     command_inprocess_worker: Literal["auto", "on", "off"] = Field(
         default="auto", alias="COMMAND_INPROCESS_WORKER"
     )
-    # -- issue 3: cache tuning and rate limiting -----------------------------------------------
+    # -- cache tuning and rate limiting -----------------------------------------------
     # Redis socket timeouts (a slow Redis is treated as down) and the back-off after a failure
     # during which Redis is not tried at all (doubles on repeated failures, up to 12x).
     cache_timeout_ms: int = Field(default=100, ge=1, le=10_000, alias="CACHE_TIMEOUT_MS")
@@ -86,7 +86,7 @@ class Settings(BaseSettings):
     )
     # Take the client address from X-Forwarded-For (only behind a trusted proxy / API gateway).
     trust_forwarded_for: bool = Field(default=False, alias="TRUST_FORWARDED_FOR")
-    # -- issue 8: speed under load and observability ---------------------------------------------
+    # -- speed under load and observability ---------------------------------------------
     # A pooled PostgreSQL connection idle longer than this is pinged before use (0: always).
     db_ping_idle_seconds: float = Field(default=10.0, ge=0, le=3600, alias="DB_PING_IDLE_SECONDS")
     # Verified tokens are remembered (by their SHA-256) this long, never past their exp.
@@ -163,7 +163,7 @@ class Settings(BaseSettings):
     def key_file(self) -> Path:
         return self.local_key_file or self.var_dir / "local-idp-key.pem"
 
-    # Issue 5: usage pipeline (ingestion, daily rollup, schedule, retention).
+    # usage pipeline (ingestion, daily rollup, schedule, retention).
     usage_rollup_time: str = Field(default="02:00", alias="USAGE_ROLLUP_TIME")
     usage_rollup_rerun_days: int = Field(default=2, ge=0, le=31, alias="USAGE_ROLLUP_RERUN_DAYS")
     usage_raw_retention_days: int = Field(
@@ -190,7 +190,7 @@ class Settings(BaseSettings):
             raise ValueError("USAGE_ROLLUP_TIME must be HH:MM (UTC)")
         return f"{int(hours):02d}:{int(minutes):02d}"
 
-    # Issue 7: commands on DynamoDB. COMMANDS_BACKEND=auto keeps the commands in the DynamoDB
+    # commands on DynamoDB. COMMANDS_BACKEND=auto keeps the commands in the DynamoDB
     # table COMMANDS_TABLE when it is set (the CDK stack sets it on every function), else in
     # the relational operational_commands table; sql / dynamodb force one.
     commands_table: str | None = Field(default=None, alias="COMMANDS_TABLE")

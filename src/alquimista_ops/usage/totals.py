@@ -3,7 +3,7 @@
 ``refresh_usage_totals(conn, start, end)`` recomputes the three totals tables for the days
 ``start..end`` (inclusive) from ``tenant_usage_daily``. It is idempotent (the days are replaced,
 never incremented). Call it in the same transaction, right after anything that rewrote
-``tenant_usage_daily`` for those days: the daily rollup / backfill (issue 5), ``RECOMPUTE_USAGE``
+``tenant_usage_daily`` for those days: the daily rollup / backfill, ``RECOMPUTE_USAGE``
 and the demo seed. Then, after commit, invalidate the usage caches
 (``runtime.cache.invalidate_usage(...)``).
 """
@@ -82,5 +82,5 @@ def refresh_monthly(conn: Connection, start: date, end: date) -> None:
         month = following
 
 
-# The name the issue-5 aggregation job was told to call.
+# The name the aggregation job calls.
 refresh_tenant_totals = refresh_usage_totals

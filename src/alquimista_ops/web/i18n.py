@@ -160,7 +160,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "cmd.REACTIVATE_TENANT": {"pt-BR": "Reativar cliente", "en": "Reactivate tenant"},
     "cmd.RECOMPUTE_USAGE": {"pt-BR": "Recalcular uso", "en": "Recompute usage"},
     "cmd.CLEAR_CACHE": {"pt-BR": "Limpar cache", "en": "Clear cache"},
-    # -- staff pages (issue 6b) --
+    # -- staff pages --
     "cmddesc.HEALTH_CHECK": {
         "pt-BR": "Banco de dados, cache e fila do worker; para um cliente, também suas "
         "integrações e agentes",

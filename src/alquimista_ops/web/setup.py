@@ -47,7 +47,7 @@ def install_web(app: FastAPI) -> None:
             status_code=exc.status,
         )
 
-    # issue 8: pure ASGI (a BaseHTTPMiddleware wrapped every API request in an extra task and
+    # pure ASGI (a BaseHTTPMiddleware wrapped every API request in an extra task and
     # response stream); it only looks at the start message of each response.
     app.add_middleware(PageHeadersMiddleware)
 
