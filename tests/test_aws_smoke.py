@@ -2,48 +2,23 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from typer.testing import CliRunner
 
 from alquimista_ops.aws.smoke import SmokeTest
 from alquimista_ops.cli import app as cli_app
 from alquimista_ops.demo.seed import SeedReport
+from tests.conftest import free_port
 
 EXPECTED_CHECKS = 17
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def server(app: Any) -> Iterator[str]:
-    port = _free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    instance = uvicorn.Server(config)
-    thread = threading.Thread(target=instance.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not instance.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    instance.should_exit = True
-    thread.join(10)
-
-
 def test_every_check_passes_against_the_local_server(
-    server: str, demo_data: SeedReport, token_for: Any, runtime: Any, clean_commands: None
+    live_server: str, demo_data: SeedReport, token_for: Any, runtime: Any, clean_commands: None
 ) -> None:
     """The deployment document's functional checks, all of them, against a real server with a
     real command worker (the test app runs on PostgreSQL, so the worker runs beside it)."""
@@ -60,7 +35,7 @@ def test_every_check_passes_against_the_local_server(
     worker.start()
     try:
         token = token_for("TENANT_ADMIN", demo_data.demo_tenant_id)
-        smoke = SmokeTest(server, token, token_for("INTERNAL_ADMIN"), command_timeout=20)
+        smoke = SmokeTest(live_server, token, token_for("INTERNAL_ADMIN"), command_timeout=20)
         checks = smoke.run()
         smoke.http.close()
     finally:
@@ -86,20 +61,20 @@ def clean_commands(engine: Any) -> Iterator[None]:
         conn.execute(sa.delete(operational_commands))
 
 
-def test_cli_fails_on_a_bad_token(server: str, demo_data: SeedReport, token_for: Any) -> None:
+def test_cli_fails_on_a_bad_token(live_server: str, demo_data: SeedReport, token_for: Any) -> None:
     bad = token_for("TENANT_ADMIN", demo_data.demo_tenant_id)[:-4] + "AAAA"
-    result = CliRunner().invoke(cli_app, ["smoke-test", "--base-url", server, "--token", bad])
+    result = CliRunner().invoke(cli_app, ["smoke-test", "--base-url", live_server, "--token", bad])
     assert result.exit_code == 1
     lines = result.output.splitlines()
     assert "FAIL  GET /tenant/me returns the tenant's data — HTTP 401" in "\n".join(lines)
     assert "PASS  a request without a token is refused (401) — 401" in lines
     assert "SKIP  internal routes — no --internal-token given" in lines
-    assert lines[-1].startswith(f"smoke test ({server}): ")
+    assert lines[-1].startswith(f"smoke test ({live_server}): ")
     assert lines[-1].endswith("(2 skipped)")
 
 
 def test_unreachable_server_fails_every_check(token_for: Any) -> None:
-    url = f"http://127.0.0.1:{_free_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     smoke = SmokeTest(url, "token", timeout=2)
     checks = smoke.run()
     smoke.http.close()

@@ -18,6 +18,7 @@ from alquimista_ops.core.schema import (
     tenant_users,
     tenants,
 )
+from alquimista_ops.integrations.queries import PUBLIC_COLUMNS
 
 SORT_COLUMNS = {
     "name": tenants.c.name_search,
@@ -180,18 +181,7 @@ def tenant_integrations_of(conn: Connection, tenant_id: uuid.UUID) -> list[Any]:
     ti = tenant_integrations
     return list(
         conn.execute(
-            sa.select(
-                ti.c.id,
-                ti.c.integration_type,
-                ti.c.integration_name,
-                ti.c.status,
-                ti.c.config,
-                ti.c.last_sync_at,
-                ti.c.last_sync_status,
-                ti.c.last_error,
-                ti.c.sync_count,
-                ti.c.error_count,
-            )
+            sa.select(*PUBLIC_COLUMNS)  # never credentials_encrypted
             .where(ti.c.tenant_id == tenant_id)
             .order_by(ti.c.integration_type, ti.c.integration_name, ti.c.id)
         )
