@@ -411,6 +411,7 @@ def test_slow_redis_times_out_and_serves_from_database(
         REDIS_URL=own_redis.url,
         CACHE_TIMEOUT_MS="50",
         CACHE_BACKOFF_SECONDS="30",
+        CACHE_LOCAL_SECONDS="0",  # every read goes to Redis
     )
     app, rt = _app_with(settings, engine)
     headers = auth(issue_token(rt, "INTERNAL_ADMIN"))

@@ -86,11 +86,18 @@ def events(engine: Engine, command_id: str) -> list[Any]:
         )
 
 
-def run(client: TestClient, headers: dict[str, str], engine: Engine, body: dict[str, Any]) -> Any:
+def run(
+    client: TestClient,
+    headers: dict[str, str],
+    engine: Engine,
+    body: dict[str, Any],
+    settings: Settings | None = None,
+) -> Any:
+    """Create the command and drain the queue (a worker wired to the cache with ``settings``)."""
     response = post(client, headers, body)
     assert response.status_code == 201, response.text
     assert response.json()["status"] == "PENDING"
-    make_worker(engine).run_until_idle()
+    make_worker(engine, settings).run_until_idle()
     return command(client, headers, response.json()["command_id"])
 
 
@@ -175,14 +182,19 @@ def test_suspend_and_reactivate_tenant(
     world: Tenant,
     clean_db: Engine,
     token_for: Any,
+    settings: Settings,
 ) -> None:
+    # The worker is a separate process wired to the shared cache, as in production: the
+    # tenant's cached status is dropped with the rest of its keys.
     suspend = {"command_type": "SUSPEND_TENANT", "tenant_id": str(world.id)}
     missing = post(client, admin, suspend)
     assert missing.status_code == 400 and missing.json()["details"]["field"] == "parameters.reason"
     assert post(client, support, {**suspend, "parameters": {"reason": "x"}}).status_code == 403
-    result = run(client, admin, clean_db, {**suspend, "parameters": {"reason": "Inadimplência"}})
-    assert result["status"] == "SUCCESS" and result["output"]["changed"] is True
     tenant_user = auth(token_for("TENANT_USER", world.id))
+    assert client.get("/tenant/me", headers=tenant_user).status_code == 200  # status cached
+    suspended = {**suspend, "parameters": {"reason": "Inadimplência"}}
+    result = run(client, admin, clean_db, suspended, settings)
+    assert result["status"] == "SUCCESS" and result["output"]["changed"] is True
     blocked = client.get("/tenant/me", headers=tenant_user)
     assert blocked.status_code == 403 and blocked.json()["error"] == "TENANT_SUSPENDED"
     reactivate = {
@@ -190,7 +202,7 @@ def test_suspend_and_reactivate_tenant(
         "tenant_id": str(world.id),
         "parameters": {"reason": "Pago"},
     }
-    result = run(client, admin, clean_db, reactivate)
+    result = run(client, admin, clean_db, reactivate, settings)
     assert result["status"] == "SUCCESS" and result["output"]["status"] == "active"
     assert client.get("/tenant/me", headers=tenant_user).status_code == 200
     with clean_db.connect() as conn:

@@ -5,12 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from alquimista_ops.auth.deps import InternalAdminDep
+from alquimista_ops.auth.deps import AdminReadDep
 from alquimista_ops.billing import service
 from alquimista_ops.billing.schemas import BillingOverview
 from alquimista_ops.core.cache import PLATFORM_SCOPE
-from alquimista_ops.core.deps import DbDep
-from alquimista_ops.core.http_cache import CacheDep, cached_json_async
 from alquimista_ops.core.params import PeriodDep
 
 router = APIRouter(tags=["internal"])
@@ -21,14 +19,11 @@ router = APIRouter(tags=["internal"])
     response_model=BillingOverview,
     summary="Billing overview: MRR, ARR, movements, by plan and segment, running MRR",
 )
-async def billing_overview(
-    conn: DbDep, _principal: InternalAdminDep, cache: CacheDep, period: PeriodDep
-) -> Response:
-    return await cached_json_async(
-        cache,
+async def billing_overview(read: AdminReadDep, period: PeriodDep) -> Response:
+    return await read.cached_json(
         "billing_overview",
         PLATFORM_SCOPE,
         {"from": period.start, "to": period.end},
         BillingOverview,
-        lambda: service.billing_overview(conn, period),
+        lambda conn: service.billing_overview(conn, period),
     )

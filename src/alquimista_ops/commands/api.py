@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from sqlalchemy.engine import Connection
 
-from alquimista_ops.auth.deps import InternalDep
+from alquimista_ops.auth.deps import InternalDep, StaffReadDep
 from alquimista_ops.commands import service
 from alquimista_ops.commands.model import CommandQuery
 from alquimista_ops.commands.runtime_hooks import store_for, wakeup_for
@@ -21,7 +21,7 @@ from alquimista_ops.commands.schemas import (
     CommandStatus,
     CommandType,
 )
-from alquimista_ops.core.deps import DbDep, RuntimeDep, gated_transaction
+from alquimista_ops.core.deps import RuntimeDep, gated_transaction
 from alquimista_ops.core.errors import ValidationFailed
 from alquimista_ops.core.params import Page, page_param
 
@@ -104,11 +104,10 @@ def create_command(
 
 
 @router.get("", response_model=CommandList, summary="Commands, newest first, with a true total")
-def list_commands(
+async def list_commands(
     response: Response,
     runtime: RuntimeDep,
-    _principal: InternalDep,
-    conn: DbDep,
+    read: StaffReadDep,
     status: Annotated[CommandStatus | None, Query()] = None,
     command_type: Annotated[CommandType | None, Query()] = None,
     tenant_id: Annotated[uuid.UUID | None, Query()] = None,
@@ -116,19 +115,20 @@ def list_commands(
 ) -> dict[str, Any]:
     response.headers.update(NO_STORE)
     query = CommandQuery(status, command_type, tenant_id, page.limit, page.offset)
-    return service.list_commands(conn, store_for(runtime), query)
+    store = store_for(runtime)
+    return await read.db(lambda conn: service.list_commands(conn, store, query))
 
 
 @router.get("/{command_id}", response_model=Command, summary="One command")
-def get_command(
+async def get_command(
     command_id: uuid.UUID,
     response: Response,
     runtime: RuntimeDep,
-    _principal: InternalDep,
-    conn: DbDep,
+    read: StaffReadDep,
 ) -> dict[str, Any]:
     response.headers.update(NO_STORE)
-    return service.get_command(conn, store_for(runtime), command_id)
+    store = store_for(runtime)
+    return await read.db(lambda conn: service.get_command(conn, store, command_id))
 
 
 @router.post(

@@ -17,13 +17,24 @@ failed invalidation is remembered and, once Redis answers again, the whole names
 environment is flushed before any read is served from it (stale values never outlive an outage).
 
 Concurrent misses on one key compute it once per process (single flight).
+
+In front of Redis each process keeps *local copies* of the values it read or stored, for at most
+``CACHE_LOCAL_SECONDS`` (``LocalCopies``): a HIT then costs no round trip (profiled: the Redis
+round trip was most of a cached read). Every invalidation is applied to this process's copies at
+once and published on a Redis channel; every process listens on it (``InvalidationListener``)
+and drops its matching copies. Local copies are only used while the listener is subscribed (a
+lost connection empties them), so a copy never outlives an invalidation by more than the
+channel's delivery time, and never outlives ``CACHE_LOCAL_SECONDS`` at all.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import json
 import logging
+import os
 import threading
 import time
 import uuid
@@ -43,6 +54,8 @@ log = logging.getLogger(__name__)
 
 # TTL (seconds) of each cached resource (PRODUCT.md §5).
 TTLS: dict[str, int] = {
+    # the tenant's status, read by every /tenant/* request (suspension check)
+    "tenant_status": 60,
     "tenant_me": 300,
     "tenant_agents": 300,
     "tenant_integrations": 300,
@@ -101,6 +114,183 @@ class CacheKey:
 
     def render(self, namespace: str) -> str:
         return f"{namespace}:{self.resource}:{self.scope}:{self.params}"
+
+
+@dataclass(frozen=True, slots=True)
+class Invalidation:
+    """What an invalidation removes: keys of these scopes, keys of these resources, or
+    everything (``everything``); with ``usage_only`` only keys of ``USAGE_RESOURCES``."""
+
+    scopes: frozenset[str] = frozenset()
+    resources: frozenset[str] = frozenset()
+    usage_only: bool = False
+    everything: bool = False
+
+    def matches(self, key: CacheKey) -> bool:
+        if self.everything:
+            return True
+        if key.scope not in self.scopes and key.resource not in self.resources:
+            return False
+        return not self.usage_only or key.resource in USAGE_RESOURCES
+
+    def indexes(self, namespace: str) -> list[str]:
+        """The Redis/memory index sets that list the keys this invalidation removes."""
+        return [f"{namespace}:idx:{scope}" for scope in sorted(self.scopes)] + [
+            f"{namespace}:idx:resource:{resource}" for resource in sorted(self.resources)
+        ]
+
+    def keep(self, namespace: str) -> Callable[[str], bool] | None:
+        """For ``usage_only``: which of the indexed keys stay (those of other resources)."""
+        if not self.usage_only:
+            return None
+        prefix = f"{namespace}:"
+
+        def keep(full_key: str) -> bool:
+            resource = full_key[len(prefix) :].split(":", 1)[0]
+            return resource not in USAGE_RESOURCES
+
+        return keep
+
+    def to_message(self) -> str:
+        return json.dumps(
+            {
+                "scopes": sorted(self.scopes),
+                "resources": sorted(self.resources),
+                "usage_only": self.usage_only,
+                "everything": self.everything,
+            }
+        )
+
+    @classmethod
+    def from_message(cls, data: bytes | str) -> Invalidation:
+        """A published invalidation; anything unreadable means "everything" (safe side)."""
+        try:
+            fields = json.loads(data)
+            return cls(
+                scopes=frozenset(str(s) for s in fields["scopes"]),
+                resources=frozenset(str(r) for r in fields["resources"]),
+                usage_only=bool(fields["usage_only"]),
+                everything=bool(fields["everything"]),
+            )
+        except (ValueError, KeyError, TypeError):
+            return cls(everything=True)
+
+
+class LocalCopies:
+    """This process's copies of values read from (or stored into) Redis, each kept at most
+    ``seconds`` and within ``max_bytes`` in all (oldest first out).
+
+    ``generation`` changes with every invalidation applied here. A reader takes it *before*
+    its Redis GET and stores the value only if it has not changed since: a value read just
+    before another process's invalidation arrived is never kept.
+    """
+
+    def __init__(self, seconds: float, max_bytes: int) -> None:
+        self.seconds = seconds
+        self.max_bytes = max_bytes
+        self.generation = 0
+        self.active = False  # True while the invalidation listener is subscribed
+        self._entries: dict[str, tuple[float, bytes, CacheKey]] = {}
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, full: str) -> bytes | None:
+        if not self.active:
+            return None
+        entry = self._entries.get(full)
+        if entry is None or entry[0] <= time.monotonic():
+            return None
+        return entry[1]
+
+    def put(self, full: str, key: CacheKey, value: bytes, generation: int) -> None:
+        size = len(value)
+        if not self.active or size > self.max_bytes // 4:
+            return
+        expires = time.monotonic() + min(self.seconds, key.ttl)
+        with self._lock:
+            if generation != self.generation or not self.active:
+                return
+            old = self._entries.pop(full, None)
+            if old is not None:
+                self._bytes -= len(old[1])
+            self._entries[full] = (expires, value, key)
+            self._bytes += size
+            while self._bytes > self.max_bytes and self._entries:
+                oldest = next(iter(self._entries))
+                self._bytes -= len(self._entries.pop(oldest)[1])
+
+    def apply(self, invalidation: Invalidation) -> None:
+        with self._lock:
+            self.generation += 1
+            if invalidation.everything:
+                self._entries.clear()
+                self._bytes = 0
+                return
+            for full, (_expires, value, key) in list(self._entries.items()):
+                if invalidation.matches(key):
+                    del self._entries[full]
+                    self._bytes -= len(value)
+
+    def set_active(self, active: bool) -> None:
+        """Start (subscribed) or stop (connection lost) serving copies; both empty them."""
+        with self._lock:
+            self.generation += 1
+            self._entries.clear()
+            self._bytes = 0
+            self.active = active
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class InvalidationListener:
+    """A daemon thread subscribed to the namespace's invalidation channel: it applies every
+    invalidation published by any process to ``copies``, and switches the copies off while it
+    is not subscribed (Redis down: reconnects with the cache's back-off)."""
+
+    def __init__(
+        self, client: redis.Redis, channel: str, copies: LocalCopies, retry_seconds: float
+    ) -> None:
+        self.client = client
+        self.channel = channel
+        self.copies = copies
+        self.retry_seconds = max(retry_seconds, 0.05)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="cache-invalidations", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            pubsub = self.client.pubsub()
+            try:
+                pubsub.subscribe(self.channel)
+                while not self._stop.is_set():
+                    message = pubsub.get_message(timeout=0.5)
+                    if message is None:
+                        continue
+                    if message["type"] == "subscribe":
+                        self.copies.set_active(True)
+                    elif message["type"] == "message":
+                        self.copies.apply(Invalidation.from_message(message["data"]))
+            except REDIS_ERRORS as exc:
+                if self.copies.active:
+                    log.warning(
+                        "cache invalidation channel lost; local copies off until it is back",
+                        extra={"error": f"{type(exc).__name__}"},
+                    )
+                self.copies.set_active(False)
+                self._stop.wait(self.retry_seconds)
+            finally:
+                self.copies.set_active(False)
+                with contextlib.suppress(*REDIS_ERRORS):
+                    pubsub.close()
 
 
 class Backend(Protocol):
@@ -325,10 +515,19 @@ class Cache:
         *,
         namespace: str,
         breaker: CircuitBreaker | None = None,
+        local_seconds: float = 0.0,
+        local_max_bytes: int = 32 * 1024 * 1024,
     ) -> None:
         self.backend = backend
         self.namespace = namespace
         self.breaker = breaker or CircuitBreaker(5.0)
+        # Local copies in front of Redis (see the module docstring); their listener starts
+        # with the first read, so a process that never reads starts no thread.
+        self.local: LocalCopies | None = None
+        self._listener: InvalidationListener | None = None
+        self._listener_pid = 0
+        if isinstance(backend, RedisBackend) and local_seconds > 0:
+            self.local = LocalCopies(local_seconds, local_max_bytes)
         self._flights: dict[str, _Flight] = {}
         self._flights_lock = threading.Lock()
         self._flush_pending = False
@@ -345,10 +544,31 @@ class Cache:
     def redis_client(self) -> redis.Redis | None:
         return self.backend.client if isinstance(self.backend, RedisBackend) else None
 
+    @property
+    def channel(self) -> str:
+        return f"{self.namespace}:invalidations"
+
     def close(self) -> None:
+        if self._listener is not None:
+            self._listener.stop()
+            self._listener = None
         client = self.redis_client
         if client is not None:
             client.close()
+
+    def _local_copies(self) -> LocalCopies | None:
+        """The local copies, with their listener started in this process (a forked worker
+        starts its own)."""
+        local = self.local
+        if local is None:
+            return None
+        if self._listener_pid != os.getpid():
+            client = self.redis_client
+            assert client is not None
+            self._listener_pid = os.getpid()
+            self._listener = InvalidationListener(client, self.channel, local, self.breaker.backoff)
+            self._listener.start()
+        return local
 
     @property
     def backend_name(self) -> str:
@@ -361,9 +581,19 @@ class Cache:
             self.stats["misses"] += 1
             return compute(), False
         full = key.render(self.namespace)
+        # No local copies while the breaker is open: this process may be missing invalidations.
+        local = self._local_copies() if self.breaker.allow() else None
+        generation = local.generation if local is not None else 0
+        if local is not None:
+            copy = local.get(full)
+            if copy is not None:
+                self.stats["hits"] += 1
+                return copy, True
         cached = self._call(lambda b: b.get(full))
         if cached is not None:
             self.stats["hits"] += 1
+            if local is not None:
+                local.put(full, key, cached, generation)
             return cached, True
         self.stats["misses"] += 1
         with self._flights_lock:
@@ -388,6 +618,8 @@ class Cache:
                 self._flights.pop(full, None)
             flight.done.set()
         self._call(lambda b: b.set(full, value, key.ttl, self._indexes_of(key)))
+        if local is not None:
+            local.put(full, key, value, generation)
         return value, False
 
     def _indexes_of(self, key: CacheKey) -> list[str]:
@@ -405,6 +637,14 @@ class Cache:
         if backend is None or self._flush_pending or not self.breaker.allow():
             return None
         full = key.render(self.namespace)
+        local = self._local_copies()
+        generation = 0
+        if local is not None:
+            copy = local.get(full)
+            if copy is not None:
+                self.stats["hits"] += 1
+                return copy
+            generation = local.generation
         value: Any
         if isinstance(backend, RedisBackend):
             try:
@@ -422,6 +662,8 @@ class Cache:
         if not isinstance(value, bytes):
             return None
         self.stats["hits"] += 1
+        if local is not None:
+            local.put(full, key, value, generation)
         return value
 
     def _async_client(self, backend: RedisBackend) -> aioredis.Redis:
@@ -437,49 +679,68 @@ class Cache:
         """Everything shown about one tenant, and the platform-wide views that list it.
         Returns the number of keys removed (-1 when the backend could not be reached)."""
         return self._invalidate(
-            [f"{self.namespace}:idx:{tenant_scope(tenant_id)}"]
-            + [f"{self.namespace}:idx:resource:{r}" for r in sorted(PLATFORM_RESOURCES)],
-            None,
+            Invalidation(scopes=frozenset({tenant_scope(tenant_id)}), resources=PLATFORM_RESOURCES)
         )
 
     def invalidate_usage(self, tenant_ids: Iterable[uuid.UUID | str] | None = None) -> None:
         """Usage figures: of the given tenants (and platform overviews), or of every tenant."""
         if tenant_ids is None:
-            indexes = [f"{self.namespace}:idx:resource:{r}" for r in sorted(USAGE_RESOURCES)]
-            self._invalidate(indexes, None)
+            self._invalidate(Invalidation(resources=USAGE_RESOURCES))
             return
-        indexes = [f"{self.namespace}:idx:{tenant_scope(t)}" for t in tenant_ids]
-        platform_usage = sorted(USAGE_RESOURCES & PLATFORM_RESOURCES)
-        indexes += [f"{self.namespace}:idx:resource:{r}" for r in platform_usage]
-        prefix = f"{self.namespace}:"
-
-        def keep(full_key: str) -> bool:
-            resource = full_key[len(prefix) :].split(":", 1)[0]
-            return resource not in USAGE_RESOURCES
-
-        self._invalidate(indexes, keep)
+        self._invalidate(
+            Invalidation(
+                scopes=frozenset(tenant_scope(t) for t in tenant_ids),
+                resources=USAGE_RESOURCES & PLATFORM_RESOURCES,
+                usage_only=True,
+            )
+        )
 
     def invalidate_resource(self, resource: str) -> None:
         if resource not in TTLS:
             raise ValueError(f"unknown cache resource {resource!r}")
-        self._invalidate([f"{self.namespace}:idx:resource:{resource}"], None)
+        self._invalidate(Invalidation(resources=frozenset({resource})))
 
     def invalidate_all(self) -> int:
         """Every key of this environment's namespace; returns how many (-1: unreachable)."""
         if self.backend is None:
             return 0
+        everything = Invalidation(everything=True)
+        self._apply_locally(everything)
         removed = int(self._call(lambda b: b.delete_prefix(f"{self.namespace}:"), default=-1))
         if removed == -1:
             self._flush_pending = True
+        self._publish(everything)
         return removed
 
-    def _invalidate(self, indexes: list[str], keep: Callable[[str], bool] | None) -> int:
+    def _invalidate(self, invalidation: Invalidation) -> int:
         if self.backend is None:
             return 0
+        self._apply_locally(invalidation)
+        indexes = invalidation.indexes(self.namespace)
+        keep = invalidation.keep(self.namespace)
         removed = int(self._call(lambda b: b.delete_indexes(indexes, keep), default=-1))
         if removed == -1:
             self._flush_pending = True
+        self._publish(invalidation)
         return removed
+
+    def _apply_locally(self, invalidation: Invalidation) -> None:
+        if self.local is not None:
+            self.local.apply(invalidation)
+
+    def _publish(self, invalidation: Invalidation) -> None:
+        """Tell every process (their local copies) after the shared keys are gone."""
+        client = self.redis_client
+        if client is None or not self.breaker.allow():
+            return
+        try:
+            client.publish(self.channel, invalidation.to_message())
+        except REDIS_ERRORS as exc:
+            # The listeners of other processes lose their subscription too when Redis is
+            # gone, which switches their copies off; a lone publish failure is logged.
+            log.warning(
+                "cache invalidation not published", extra={"error": f"{type(exc).__name__}"}
+            )
 
     # -- health -------------------------------------------------------------------------------
     def readiness(self) -> str:
@@ -504,6 +765,7 @@ class Cache:
             if self._flush_pending:
                 backend.delete_prefix(f"{self.namespace}:")
                 self._flush_pending = False
+                self._publish(Invalidation(everything=True))
             result = op(backend)
         except REDIS_ERRORS as exc:
             self.stats["errors"] += 1
@@ -549,9 +811,15 @@ def build_cache(settings: Settings, client: redis.Redis | None = None) -> Cache:
     backend: Backend
     if url:
         backend = RedisBackend(client or redis_client(url, settings.cache_timeout_ms))
-    else:
-        backend = MemoryBackend(
-            settings.cache_memory_max_entries,
-            epoch_file=settings.var_dir / f"cache-epoch-{settings.cache_prefix}-{settings.env}",
+        return Cache(
+            backend,
+            namespace=namespace,
+            breaker=breaker,
+            local_seconds=settings.effective_cache_local_seconds,
+            local_max_bytes=settings.cache_local_max_mb * 1024 * 1024,
         )
+    backend = MemoryBackend(
+        settings.cache_memory_max_entries,
+        epoch_file=settings.var_dir / f"cache-epoch-{settings.cache_prefix}-{settings.env}",
+    )
     return Cache(backend, namespace=namespace, breaker=breaker)

@@ -1,13 +1,18 @@
 """FastAPI dependencies shared by every feature: runtime and the unit of work.
 
-The unit of work is an *async* dependency guarded by a per-event-loop semaphore sized to the
-connection pool. Sync dependencies and routes run in anyio's thread pool (40
-threads); a request holds its connection across several thread hops (open, scope, route,
-commit). With a plain sync ``get_db``, 64 concurrent requests let 40 threads block in the
-pool's checkout while the 20 connections belonged to requests waiting for a thread: every
-request then waited for the pool timeout (profiled: 5 requests/s). With the gate, a request
-only asks the pool for a connection when one is free, so no thread ever waits for the pool, and
-the others wait on the event loop without holding anything.
+Reads (``read_db``) take a pooled connection only for the thread-pool hop that runs their
+queries: on PostgreSQL in autocommit (READ COMMITTED gives every statement its own snapshot
+anyway, so a BEGIN and a COMMIT were two round trips that bought nothing — profiled), on SQLite
+in one transaction. A read answered from the cache takes no connection at all.
+
+The unit of work of writes is an *async* dependency guarded by a per-event-loop semaphore sized
+to the connection pool; reads pass through the same gate. Sync dependencies and routes run in
+anyio's thread pool (40 threads); a request holds its connection across several thread hops
+(open, route, commit). With a plain sync ``get_db``, 64 concurrent requests let 40 threads block
+in the pool's checkout while the 20 connections belonged to requests waiting for a thread:
+every request then waited for the pool timeout (profiled: 5 requests/s). With the gate, a
+request only asks the pool for a connection when one is free, so no thread ever waits for the
+pool, and the others wait on the event loop without holding anything.
 """
 
 from __future__ import annotations
@@ -16,13 +21,15 @@ import asyncio
 import weakref
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, TypeVar, cast
 
 from fastapi import Depends, Request
 from sqlalchemy.engine import Connection, Engine
 from starlette.concurrency import run_in_threadpool
 
 from alquimista_ops.core.runtime import Runtime
+
+T = TypeVar("T")
 
 
 async def get_runtime(request: Request) -> Runtime:
@@ -124,9 +131,40 @@ async def gated_transaction(
         after_commit()
 
 
-async def get_db(runtime: RuntimeDep) -> AsyncIterator[Connection]:
+_read_engines: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
+
+
+def read_engine(engine: Engine) -> Engine:
+    """``engine`` with autocommit connections on PostgreSQL (same pool), else ``engine``."""
+    if engine.dialect.name != "postgresql":
+        return engine
+    reader = _read_engines.get(engine)
+    if reader is None:
+        reader = _read_engines[engine] = engine.execution_options(isolation_level="AUTOCOMMIT")
+    return reader
+
+
+def run_read(engine: Engine, fn: Callable[[Connection], T]) -> T:
+    """``fn(conn)`` on a read connection (see the module docstring), in this thread."""
+    reader = read_engine(engine)
+    if reader is engine:
+        with engine.begin() as conn:
+            return fn(conn)
+    with reader.connect() as conn:
+        return fn(conn)
+
+
+async def read_db(engine: Engine, fn: Callable[[Connection], T]) -> T:
+    """``fn(conn)`` in the thread pool on a read connection taken through the gate."""
+    async with connection_gate(engine):
+        return await run_in_threadpool(run_read, engine, fn)
+
+
+async def get_db(request: Request) -> AsyncIterator[Connection]:
     """The request's unit of work: commit on success, roll back on any error."""
-    async with gated_transaction(runtime.engine) as conn:
+    # the runtime is read off the app, not through RuntimeDep: each sub-dependency costs
+    # FastAPI's resolution on every request (profiled).
+    async with gated_transaction(request.app.state.runtime.engine) as conn:
         yield conn
 
 

@@ -1,7 +1,8 @@
-"""The read cache seen from a route: ``CacheDep`` and ``cached_json``.
+"""The read cache seen from a route: ``cached_json_async``.
 
-A route resolves authorization first (its dependencies: principal, tenant scope), then calls
-``cached_json`` with the resource name, the scope (``tenant_scope(id)`` or ``PLATFORM_SCOPE``),
+A route resolves authorization first (its dependency: ``auth.deps.TenantReadDep`` or
+``StaffReadDep``), then calls ``cached_json_async`` (usually through the dependency's
+``cached_json``) with the resource name, the scope (``tenant_scope(id)`` or ``PLATFORM_SCOPE``),
 the *validated* parameters that change the answer, the response model and a function that
 computes the answer. The encoded body is what is cached, so a HIT returns the same bytes as the
 MISS that stored it. Every such response carries ``X-Cache: HIT|MISS`` (true) and
@@ -11,63 +12,43 @@ MISS that stored it. Every such response carries ``X-Cache: HIT|MISS`` (true) an
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends
 from fastapi.responses import Response
 from pydantic import BaseModel
+from sqlalchemy.engine import Connection, Engine
 from starlette.concurrency import run_in_threadpool
 
 from alquimista_ops.core.cache import Cache, CacheKey
-from alquimista_ops.core.deps import RuntimeDep
-
-
-async def get_cache(runtime: RuntimeDep) -> Cache:
-    return runtime.cache
-
-
-CacheDep = Annotated[Cache, Depends(get_cache)]
-
-
-def cached_json(
-    cache: Cache,
-    resource: str,
-    scope: str,
-    params: Mapping[str, object] | None,
-    model: type[BaseModel],
-    compute: Callable[[], Mapping[str, Any]],
-    *,
-    exclude_unset: bool = False,
-) -> Response:
-    key = CacheKey.build(resource, scope, params)
-
-    def produce() -> bytes:
-        data = model.model_validate(compute())
-        return data.model_dump_json(by_alias=True, exclude_unset=exclude_unset).encode()
-
-    body, hit = cache.get_or_compute(key, produce)
-    return _response(body, hit, key)
+from alquimista_ops.core.deps import connection_gate, run_read
 
 
 async def cached_json_async(
     cache: Cache,
+    engine: Engine,
     resource: str,
     scope: str,
     params: Mapping[str, object] | None,
     model: type[BaseModel],
-    compute: Callable[[], Mapping[str, Any]],
+    compute: Callable[[Connection], Mapping[str, Any]],
     *,
     exclude_unset: bool = False,
 ) -> Response:
-    """``cached_json`` for async routes: a HIT is answered on the event loop; a miss (and any
-    cache trouble) goes through ``cached_json`` in the thread pool (single flight, store)."""
+    """The cached JSON answer of a read route. A HIT is answered on the event loop (from this
+    process's local copies, else Redis); a miss (and any cache trouble) goes to the thread pool
+    once: single flight, ``compute(conn)`` on a read connection (``core.deps.read_db``), store."""
     key = CacheKey.build(resource, scope, params)
     body = await cache.aget(key)
     if body is not None:
         return _response(body, True, key)
-    return await run_in_threadpool(
-        cached_json, cache, resource, scope, params, model, compute, exclude_unset=exclude_unset
-    )
+
+    def produce() -> bytes:
+        data = model.model_validate(run_read(engine, compute))
+        return data.model_dump_json(by_alias=True, exclude_unset=exclude_unset).encode()
+
+    async with connection_gate(engine):
+        computed, hit = await run_in_threadpool(cache.get_or_compute, key, produce)
+    return _response(computed, hit, key)
 
 
 def _response(body: bytes, hit: bool, key: CacheKey) -> Response:

@@ -3,8 +3,10 @@ body size limit and the access log line."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -29,6 +31,26 @@ class _BodyTooLarge(Exception):
     pass
 
 
+class _RequestIds:
+    """UUID-shaped request ids: a random prefix per process and a counter (profiled:
+    ``uuid4()`` reads the kernel's random source on every request)."""
+
+    def __init__(self) -> None:
+        self.reset()
+        os.register_at_fork(after_in_child=self.reset)
+
+    def reset(self) -> None:
+        h = uuid.uuid4().hex
+        self._prefix = f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{h[16:20]}-"
+        self._counter = itertools.count(int(h[20:], 16) & 0xFFFFFFFF)
+
+    def new(self) -> str:
+        return f"{self._prefix}{next(self._counter) & 0xFFFFFFFFFFFF:012x}"
+
+
+_request_ids = _RequestIds()
+
+
 class RequestContextMiddleware:
     def __init__(
         self,
@@ -47,7 +69,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         incoming = _header(scope, b"x-request-id")
-        request_id = incoming if incoming and len(incoming) <= 128 else str(uuid.uuid4())
+        request_id = incoming if incoming and len(incoming) <= 128 else _request_ids.new()
         token = request_id_var.set(request_id)
         tenant_token = tenant_id_var.set(None)
         user_token = user_sub_var.set(None)
@@ -102,21 +124,22 @@ class RequestContextMiddleware:
             route = scope.get("route")
             duration = time.perf_counter() - started
             template = getattr(route, "path", None)
-            state = scope.get("state") or {}
-            extra: dict[str, Any] = {
-                "method": scope.get("method"),
-                "path": scope.get("path"),
-                "route": template,
-                "status": status_holder["status"],
-                "duration_ms": round(duration * 1000, 2),
-            }
-            # Set by the auth dependencies on the request state: context variables set in the
-            # thread pool (sync dependencies) never reach this task.
-            for key in ("tenant_id", "user_sub"):
-                value = state.get(key)
-                if value:
-                    extra[key] = value
-            access_log.info("request", extra=extra)
+            if access_log.isEnabledFor(logging.INFO):
+                state = scope.get("state") or {}
+                extra: dict[str, Any] = {
+                    "method": scope.get("method"),
+                    "path": scope.get("path"),
+                    "route": template,
+                    "status": status_holder["status"],
+                    "duration_ms": round(duration * 1000, 2),
+                }
+                # Set by the auth dependencies on the request state: context variables set in
+                # the thread pool (sync dependencies) never reach this task.
+                for key in ("tenant_id", "user_sub"):
+                    value = state.get(key)
+                    if value:
+                        extra[key] = value
+                access_log.info("request", extra=extra)
             if self.observe is not None:
                 self.observe(scope.get("method") or "", template, status_holder["status"], duration)
             request_id_var.reset(token)

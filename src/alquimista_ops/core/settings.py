@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -77,6 +78,11 @@ class Settings(BaseSettings):
     cache_timeout_ms: int = Field(default=100, ge=1, le=10_000, alias="CACHE_TIMEOUT_MS")
     cache_backoff_seconds: float = Field(default=5.0, ge=0, le=600, alias="CACHE_BACKOFF_SECONDS")
     cache_memory_max_entries: int = Field(default=10_000, ge=1, alias="CACHE_MEMORY_MAX_ENTRIES")
+    # With Redis, each process keeps copies of what it read for at most this long (0: off),
+    # dropped at once by any process's invalidation (published on a Redis channel). Off on
+    # AWS Lambda, whose frozen instances cannot listen between invocations.
+    cache_local_seconds: float = Field(default=5.0, ge=0, le=300, alias="CACHE_LOCAL_SECONDS")
+    cache_local_max_mb: int = Field(default=32, ge=1, le=4096, alias="CACHE_LOCAL_MAX_MB")
     # Fixed-window limits per authenticated user and per client address (0 turns one off).
     rate_limit_enabled: bool = Field(default=True, alias="RATE_LIMIT_ENABLED")
     rate_limit_per_user: int = Field(default=600, ge=0, alias="RATE_LIMIT_PER_USER")
@@ -132,6 +138,13 @@ class Settings(BaseSettings):
     @property
     def sqlite_path(self) -> Path:
         return self.var_dir / "alquimista.db"
+
+    @property
+    def effective_cache_local_seconds(self) -> float:
+        """``CACHE_LOCAL_SECONDS``, or 0 inside AWS Lambda (see the field)."""
+        if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+            return 0.0
+        return self.cache_local_seconds
 
     @property
     def resolved_redis_url(self) -> str | None:

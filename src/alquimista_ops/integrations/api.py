@@ -5,10 +5,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from alquimista_ops.auth.deps import TenantScopeDep
-from alquimista_ops.core.cache import tenant_scope
-from alquimista_ops.core.deps import DbDep
-from alquimista_ops.core.http_cache import CacheDep, cached_json_async
+from alquimista_ops.auth.deps import TenantReadDep
 from alquimista_ops.integrations import service
 from alquimista_ops.integrations.schemas import Integrations
 
@@ -25,20 +22,16 @@ TypeFilter = Literal["whatsapp", "email", "crm", "calendar", "payment", "erp", "
     summary="The tenant's integrations (configuration for admins; never credentials)",
 )
 async def tenant_integrations(
-    conn: DbDep,
-    scope: TenantScopeDep,
-    cache: CacheDep,
+    read: TenantReadDep,
     status: Annotated[StatusFilter | None, Query()] = None,
     type: Annotated[TypeFilter | None, Query()] = None,
 ) -> Response:
     # TENANT_USER sees no configuration: the view is part of the key.
-    show_config = scope.principal.is_internal or scope.principal.is_tenant_admin
-    return await cached_json_async(
-        cache,
+    show_config = read.principal.is_internal or read.principal.is_tenant_admin
+    return await read.tenant_json(
         "tenant_integrations",
-        tenant_scope(scope.tenant_id),
         {"status": status, "type": type, "view": "config" if show_config else "basic"},
         Integrations,
-        lambda: service.tenant_integrations(conn, scope, status, type),
+        lambda conn: service.tenant_integrations(conn, read.scope, status, type),
         exclude_unset=True,
     )

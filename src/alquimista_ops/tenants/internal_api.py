@@ -8,10 +8,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 
-from alquimista_ops.auth.deps import InternalDep
+from alquimista_ops.auth.deps import StaffReadDep
 from alquimista_ops.core.cache import PLATFORM_SCOPE, tenant_scope
-from alquimista_ops.core.deps import DbDep
-from alquimista_ops.core.http_cache import CacheDep, cached_json_async
 from alquimista_ops.core.params import Page, page_param
 from alquimista_ops.core.search import MAX_SEARCH_LENGTH, parse_search
 from alquimista_ops.tenants import internal_service as service
@@ -31,9 +29,7 @@ TenantIdPath = Annotated[uuid.UUID, Path(description="Tenant id (UUID)")]
 
 @router.get("/internal/tenants", response_model=TenantList, summary="List tenants")
 async def list_tenants(
-    conn: DbDep,
-    _principal: InternalDep,
-    cache: CacheDep,
+    read: StaffReadDep,
     status: Annotated[StatusFilter, Query()] = "active",
     plan: Annotated[PlanFilter | None, Query()] = None,
     segment: Annotated[SegmentFilter | None, Query()] = None,
@@ -58,13 +54,12 @@ async def list_tenants(
         "limit": page.limit,
         "offset": page.offset,
     }
-    return await cached_json_async(
-        cache,
+    return await read.cached_json(
         "tenants_list",
         PLATFORM_SCOPE,
         params,
         TenantList,
-        lambda: service.list_tenants(
+        lambda conn: service.list_tenants(
             conn,
             status=status,
             plan=plan,
@@ -78,16 +73,13 @@ async def list_tenants(
 
 
 @router.get("/internal/tenants/{tenant_id}", response_model=TenantDetail, summary="A tenant")
-async def tenant_detail(
-    conn: DbDep, _principal: InternalDep, cache: CacheDep, tenant_id: TenantIdPath
-) -> Response:
-    return await cached_json_async(
-        cache,
+async def tenant_detail(read: StaffReadDep, tenant_id: TenantIdPath) -> Response:
+    return await read.cached_json(
         "tenant_detail",
         tenant_scope(tenant_id),
         None,
         TenantDetail,
-        lambda: service.tenant_detail(conn, tenant_id),
+        lambda conn: service.tenant_detail(conn, tenant_id),
     )
 
 
@@ -96,14 +88,11 @@ async def tenant_detail(
     response_model=InternalTenantAgents,
     summary="A tenant's agents with configuration and usage",
 )
-async def tenant_agents(
-    conn: DbDep, _principal: InternalDep, cache: CacheDep, tenant_id: TenantIdPath
-) -> Response:
-    return await cached_json_async(
-        cache,
+async def tenant_agents(read: StaffReadDep, tenant_id: TenantIdPath) -> Response:
+    return await read.cached_json(
         "tenant_agents_internal",
         tenant_scope(tenant_id),
         None,
         InternalTenantAgents,
-        lambda: service.tenant_agents(conn, tenant_id),
+        lambda conn: service.tenant_agents(conn, tenant_id),
     )

@@ -5,10 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from alquimista_ops.auth.deps import InternalDep
+from alquimista_ops.auth.deps import StaffReadDep
 from alquimista_ops.core.cache import PLATFORM_SCOPE
-from alquimista_ops.core.deps import DbDep
-from alquimista_ops.core.http_cache import CacheDep, cached_json_async
 from alquimista_ops.core.params import PeriodDep
 from alquimista_ops.usage import overview
 from alquimista_ops.usage.overview_schemas import UsageOverview
@@ -19,14 +17,11 @@ router = APIRouter(tags=["internal"])
 @router.get(
     "/internal/usage/overview", response_model=UsageOverview, summary="Platform usage overview"
 )
-async def usage_overview(
-    conn: DbDep, _principal: InternalDep, cache: CacheDep, period: PeriodDep
-) -> Response:
-    return await cached_json_async(
-        cache,
+async def usage_overview(read: StaffReadDep, period: PeriodDep) -> Response:
+    return await read.cached_json(
         "usage_overview",
         PLATFORM_SCOPE,
         {"from": period.start, "to": period.end},
         UsageOverview,
-        lambda: overview.usage_overview(conn, period),
+        lambda conn: overview.usage_overview(conn, period),
     )
