@@ -162,6 +162,9 @@ tenant_agents = sa.Table(
     one_of("status", TENANT_AGENT_STATUSES),
     sa.CheckConstraint("total_requests >= 0 AND total_errors >= 0", name="counters_non_negative"),
     sa.Index(None, "agent_id"),
+    # Migration 0004: counting active activations (per agent, per platform) reads this narrow
+    # index only, not the wide rows (configuration JSON).
+    sa.Index(None, "status", "agent_id"),
 )
 
 tenant_integrations = sa.Table(

@@ -3,7 +3,8 @@
 ``tenant_usage_cumulative`` (tenant, date) holds each tenant's measures summed over every day up
 to that date (prefix sums of ``tenant_usage_totals``), so a tenant's figures over any period are
 two rows; ranking every tenant over a period reads two index ranges of the covering
-(date, tenant_id) index. ``tenant_usage_monthly`` served only that ranking and is dropped.
+(date, tenant_id) index. An index on tenant_agents (status, agent_id) lets the active
+activations be counted without reading the wide rows. ``tenant_usage_monthly`` served only that ranking and is dropped.
 
 Revision ID: 0004
 Revises: 0003
@@ -48,6 +49,12 @@ def upgrade() -> None:
         ["date", "tenant_id"],
         unique=False,
         postgresql_include=["total_requests"],
+    )
+    op.create_index(
+        op.f("ix_tenant_agents_status_agent_id"),
+        "tenant_agents",
+        ["status", "agent_id"],
+        unique=False,
     )
     # Fill from the totals already present (no-op on an empty database): the same refresh the
     # rollup runs, from an empty table.
@@ -112,3 +119,4 @@ def downgrade() -> None:
         op.f("ix_tenant_usage_cumulative_date_tenant_id"), table_name="tenant_usage_cumulative"
     )
     op.drop_table("tenant_usage_cumulative")
+    op.drop_index(op.f("ix_tenant_agents_status_agent_id"), table_name="tenant_agents")
