@@ -21,10 +21,12 @@ from alquimista_ops.demo.seed import agent_id_for
 from alquimista_ops.usage.ingest import References, Validator, ingest_records
 from alquimista_ops.usage.jobs import apply_retention, rollup_days
 from alquimista_ops.usage.rollup import rollup_range
+from alquimista_ops.usage.totals import refresh_usage_totals
 from tests.conftest import truncate_data
 from tests.usage_helpers import (
     Req,
     agent_prices,
+    assert_cumulative_matches_rollup,
     expected_rollup,
     make_tenant,
     stored_counters,
@@ -118,6 +120,7 @@ def test_rollup_matches_independent_computation(
         rollup_days(engine, min(days), max(days))
         with engine.connect() as conn:
             assert stored_rollup(conn) == expected_rollup(list(ingested.values()), prices)
+            assert_cumulative_matches_rollup(conn)
 
     with engine.connect() as conn:
         before = stored_rollup(conn)
@@ -136,6 +139,7 @@ def test_rollup_matches_independent_computation(
     with engine.connect() as conn:
         assert stored_rollup(conn) == before
         assert stored_counters(conn) == counters
+        assert_cumulative_matches_rollup(conn)
 
 
 def _req(rid: str, tenant: uuid.UUID, agent: uuid.UUID, day: date, **kw: Any) -> Req:
@@ -213,12 +217,15 @@ def test_days_without_requests_leave_no_stale_rows(clean_db: Engine) -> None:
                 total_cost_usd=0,
             )
         )
+        # Whoever writes tenant_usage_daily refreshes the derived totals.
+        refresh_usage_totals(conn, d0 - timedelta(days=1), d0 + timedelta(days=1))
     result = rollup_days(clean_db, d0 - timedelta(days=1), d0 + timedelta(days=3))
     assert result.days_skipped == 1
     assert result.days_rolled == 4
     with clean_db.connect() as conn:
         keys = set(stored_rollup(conn))
         counters = stored_counters(conn)
+        assert_cumulative_matches_rollup(conn)
     assert keys == {
         (tenant, a0, d0 - timedelta(days=1)),
         (tenant, a0, d0),
@@ -296,6 +303,7 @@ def test_rollup_on_sqlite(tmp_path: Any, dialect: str) -> None:
     rollup_days(engine, BASE_DAY, BASE_DAY + timedelta(days=2))
     with engine.connect() as conn:
         assert stored_rollup(conn) == expected_rollup(reqs, prices)
+        assert_cumulative_matches_rollup(conn)
         counters = stored_counters(conn)
     assert counters[(tenant, agent_ids[0])][0] == 25
     assert counters[(tenant, agent_ids[0])][2] == max(

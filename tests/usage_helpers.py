@@ -6,14 +6,21 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from alquimista_ops.core.schema import agents, tenant_agents, tenant_usage_daily, tenants
+from alquimista_ops.core.schema import (
+    agents,
+    tenant_agents,
+    tenant_usage_cumulative,
+    tenant_usage_daily,
+    tenants,
+)
 
 
 def make_tenant(conn: Connection, n: int, agent_ids: list[uuid.UUID]) -> uuid.UUID:
@@ -118,3 +125,58 @@ def stored_counters(conn: Connection) -> dict[tuple[uuid.UUID, uuid.UUID], tuple
             )
         )
     }
+
+
+def assert_cumulative_matches_rollup(conn: Connection) -> None:
+    """``tenant_usage_cumulative`` holds, per tenant, the prefix sums of ``tenant_usage_daily``
+    for every day from the tenant's first usage day through the last day of the rollup (rows
+    before the first usage day, if any, are zero), and nothing after that last day."""
+    daily: dict[uuid.UUID, dict[date, list[Any]]] = {}
+    for row in conn.execute(
+        sa.select(
+            tenant_usage_daily.c.tenant_id,
+            tenant_usage_daily.c.date,
+            tenant_usage_daily.c.total_requests,
+            tenant_usage_daily.c.successful_requests,
+            tenant_usage_daily.c.failed_requests,
+            tenant_usage_daily.c.avg_response_time_ms,
+            tenant_usage_daily.c.total_tokens_used,
+            tenant_usage_daily.c.total_cost_usd,
+        )
+    ):
+        sums = daily.setdefault(row.tenant_id, {}).setdefault(
+            row.date, [0, 0, 0, Decimal(0), 0, Decimal(0)]
+        )
+        sums[0] += row.total_requests
+        sums[1] += row.successful_requests
+        sums[2] += row.failed_requests
+        sums[3] += Decimal(str(row.avg_response_time_ms)) * row.total_requests
+        sums[4] += row.total_tokens_used
+        sums[5] += Decimal(str(row.total_cost_usd))
+    c = tenant_usage_cumulative
+    stored = {
+        (r.tenant_id, r.date): r
+        for r in conn.execute(sa.select(c).order_by(c.c.tenant_id, c.c.date))
+    }
+    last = max((d for days in daily.values() for d in days), default=None)
+    assert all(day <= last for _t, day in stored) if last else not stored
+    for tenant_id, days in daily.items():
+        running = [0, 0, 0, Decimal(0), 0, Decimal(0)]
+        day = min(days)
+        assert last is not None
+        while day <= last:
+            for i, value in enumerate(days.get(day, [0, 0, 0, 0, 0, 0])):
+                running[i] += value
+            row = stored.get((tenant_id, day))
+            assert row is not None, (tenant_id, day)
+            assert (row.total_requests, row.successful_requests, row.failed_requests) == tuple(
+                running[:3]
+            ), (tenant_id, day)
+            assert row.total_tokens_used == running[4]
+            assert float(row.response_ms_weighted) == pytest.approx(float(running[3]), abs=0.01)
+            assert float(row.total_cost_usd) == pytest.approx(float(running[5]), abs=1e-6)
+            day += timedelta(days=1)
+    for (tenant_id, day), row in stored.items():
+        first = min(daily[tenant_id]) if tenant_id in daily else None
+        if first is None or day < first:
+            assert row.total_requests == 0 and float(row.total_cost_usd) == 0

@@ -162,6 +162,9 @@ tenant_agents = sa.Table(
     one_of("status", TENANT_AGENT_STATUSES),
     sa.CheckConstraint("total_requests >= 0 AND total_errors >= 0", name="counters_non_negative"),
     sa.Index(None, "agent_id"),
+    # Migration 0004: counting active activations (per agent, per platform) reads this narrow
+    # index only, not the wide rows (configuration JSON).
+    sa.Index(None, "status", "agent_id"),
 )
 
 tenant_integrations = sa.Table(
@@ -420,10 +423,14 @@ platform_usage_totals = sa.Table(
     sa.Column("tenants_with_usage", sa.Integer(), nullable=False),
 )
 
-# Requests per tenant per calendar month (``month`` = its first day): ranking tenants over long
-# periods reads whole months here and only the partial months from ``tenant_usage_totals``.
-tenant_usage_monthly = sa.Table(
-    "tenant_usage_monthly",
+# Running totals per tenant (prefix sums of ``tenant_usage_totals``): the row of (tenant, D)
+# holds the tenant's measures over every day up to and including D, so a tenant's figures over
+# any period s..e are the row of e minus the row of s - 1 (two rows per tenant instead of one per
+# day). Rows are dense: one per day from the tenant's first usage day through the last day of
+# ``tenant_usage_totals``; a missing row before the first one means zero. Maintained by
+# ``usage.totals.refresh_usage_totals``.
+tenant_usage_cumulative = sa.Table(
+    "tenant_usage_cumulative",
     metadata,
     sa.Column(
         "tenant_id",
@@ -431,7 +438,8 @@ tenant_usage_monthly = sa.Table(
         sa.ForeignKey("tenants.id", ondelete="CASCADE"),
         primary_key=True,
     ),
-    sa.Column("month", sa.Date(), primary_key=True),
-    sa.Column("total_requests", sa.BigInteger(), nullable=False),
-    sa.Index(None, "month", "tenant_id", postgresql_include=["total_requests"]),
+    sa.Column("date", sa.Date(), primary_key=True),
+    *_usage_total_columns(),
+    # Covering index: ranking every tenant over a period is two index-only range scans.
+    sa.Index(None, "date", "tenant_id", postgresql_include=["total_requests"]),
 )

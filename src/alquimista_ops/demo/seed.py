@@ -36,8 +36,8 @@ from alquimista_ops.core.schema import (
     platform_usage_totals,
     tenant_agents,
     tenant_integrations,
+    tenant_usage_cumulative,
     tenant_usage_daily,
-    tenant_usage_monthly,
     tenant_usage_totals,
     tenant_users,
     tenants,
@@ -94,7 +94,7 @@ def is_empty(conn: Connection) -> bool:
 DATA_TABLES = (
     agent_usage_totals,
     platform_usage_totals,
-    tenant_usage_monthly,
+    tenant_usage_cumulative,
     tenant_usage_totals,
     agent_requests,
     tenant_usage_daily,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -14,6 +14,7 @@ from alquimista_ops.core.schema import (
     plans,
     tenant_agents,
     tenant_integrations,
+    tenant_usage_cumulative,
     tenant_usage_totals,
     tenant_users,
     tenants,
@@ -60,7 +61,8 @@ def tenant_page(
     offset: int,
     usage_since: date,
 ) -> tuple[list[Any], int]:
-    """One page of tenants with their counters, in one round trip.
+    """One page of tenants with their counters and the number of matching tenants, in one
+    round trip (a second one only for an empty page).
 
     The page (sort, offset, limit) is chosen first on ``tenants`` alone; the counters are then
     computed only for the rows of the page (not for the rows skipped by the offset).
@@ -71,6 +73,7 @@ def tenant_page(
         sa.select(
             tenants.c.id.label("page_id"),
             sa.func.row_number().over(order_by=order).label("position"),
+            sa.func.count().over().label("matching"),
         )
         .where(*conditions)
         .order_by(*order)
@@ -88,14 +91,7 @@ def tenant_page(
         .where(tenant_users.c.tenant_id == tenants.c.id, tenant_users.c.status == "active")
         .scalar_subquery()
     )
-    requests = (
-        sa.select(sa.func.coalesce(sa.func.sum(tenant_usage_totals.c.total_requests), 0))
-        .where(
-            tenant_usage_totals.c.tenant_id == tenants.c.id,
-            tenant_usage_totals.c.date >= usage_since,
-        )
-        .scalar_subquery()
-    )
+    requests = sa.func.coalesce(_requests_since(tenants.c.id, usage_since), 0)
     rows = conn.execute(
         sa.select(
             tenants.c.id,
@@ -109,14 +105,33 @@ def tenant_page(
             active_agents.label("active_agents"),
             active_users.label("active_users"),
             requests.label("requests_last_30_days"),
+            page.c.matching,
         )
         .join(page, page.c.page_id == tenants.c.id)
         .order_by(page.c.position)
     ).all()
+    if rows:
+        return list(rows), int(rows[0].matching)
+    # An empty page (e.g. an offset past the end) still reports how many tenants match.
     total = conn.execute(
         sa.select(sa.func.count()).select_from(tenants).where(*conditions)
     ).scalar_one()
-    return list(rows), int(total)
+    return [], int(total)
+
+
+def _requests_since(tenant_id: Any, since: date) -> sa.ScalarSelect[Any]:
+    """A tenant's requests from ``since`` through the last day with usage: its running total at
+    the last day minus the one at ``since - 1`` (``tenant_usage_cumulative``, two index reads)."""
+    c = tenant_usage_cumulative
+    before = since - timedelta(days=1)
+    last_day = sa.select(sa.func.max(c.c.date)).scalar_subquery()
+    e, s = c.alias("e"), c.alias("s")
+    return (
+        sa.select(e.c.total_requests - sa.func.coalesce(s.c.total_requests, 0))
+        .select_from(e.outerjoin(s, sa.and_(s.c.tenant_id == e.c.tenant_id, s.c.date == before)))
+        .where(e.c.tenant_id == tenant_id, e.c.date == last_day, e.c.date > before)
+        .scalar_subquery()
+    )
 
 
 def tenant_row(conn: Connection, tenant_id: uuid.UUID) -> Any:

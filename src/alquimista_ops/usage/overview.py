@@ -6,7 +6,7 @@ time = sum(avg x requests) / sum(requests)), computed over the daily totals tabl
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -20,10 +20,10 @@ TOP = 10
 
 
 def usage_overview(conn: Connection, period: Period) -> dict[str, Any]:
-    counts = queries.tenant_counts(conn)
-    summary = measures(queries.platform_summary(conn, period.start, period.end))
+    counts, period_sums, days = queries.platform_days(conn, period.start, period.end)
+    summary = measures(period_sums)
     top_tenants, tenants_with_usage = queries.top_tenants(conn, period.start, period.end, TOP)
-    by_day = {row.date: row for row in queries.platform_by_day(conn, period.start, period.end)}
+    by_day = {_as_date(row.date): row for row in days}
     daily = []
     for day in period.dates():
         row = by_day.get(day)
@@ -78,6 +78,10 @@ def usage_overview(conn: Connection, period: Period) -> dict[str, Any]:
         ],
         "daily_trends": daily,
     }
+
+
+def _as_date(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
 def platform_summary(conn: Connection, period: Period) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""SQL for the platform usage overview, over the daily totals tables (``usage.totals``)."""
+"""SQL for the platform usage overview, over the derived totals tables (``usage.totals``)."""
 
 from __future__ import annotations
 
@@ -8,17 +8,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from alquimista_ops.core.clock import utctoday
 from alquimista_ops.core.schema import (
     agent_usage_totals,
     agents,
     platform_usage_totals,
     tenant_agents,
-    tenant_usage_monthly,
-    tenant_usage_totals,
+    tenant_usage_cumulative,
     tenants,
 )
-from alquimista_ops.usage.totals import month_start, next_month
 
 
 def _measures(t: sa.Table) -> list[sa.ColumnElement[Any]]:
@@ -32,20 +29,32 @@ def _measures(t: sa.Table) -> list[sa.ColumnElement[Any]]:
     ]
 
 
-def tenant_counts(conn: Connection) -> Any:
+def _active_deployments() -> sa.Subquery:
+    """Active activations per agent (one pass over ``tenant_agents``)."""
+    return (
+        sa.select(tenant_agents.c.agent_id, sa.func.count().label("deployments"))
+        .where(tenant_agents.c.status == "active")
+        .group_by(tenant_agents.c.agent_id)
+        .subquery()
+    )
+
+
+def _counts() -> sa.Subquery:
     deployed = (
         sa.select(sa.func.count())
         .select_from(tenant_agents)
         .where(tenant_agents.c.status == "active")
         .scalar_subquery()
     )
-    return conn.execute(
+    return (
         sa.select(
             sa.func.count().label("total_tenants"),
             sa.func.count().filter(tenants.c.status == "active").label("active_tenants"),
             deployed.label("agents_deployed"),
-        ).select_from(tenants)
-    ).one()
+        )
+        .select_from(tenants)
+        .subquery()
+    )
 
 
 def platform_summary(conn: Connection, start: date, end: date) -> Any:
@@ -53,122 +62,103 @@ def platform_summary(conn: Connection, start: date, end: date) -> Any:
     return conn.execute(sa.select(*_measures(t)).where(t.c.date >= start, t.c.date <= end)).one()
 
 
-def platform_by_day(conn: Connection, start: date, end: date) -> list[Any]:
+_DAY_COLUMNS = (
+    ("total_requests", "total_requests"),
+    ("successful_requests", "successful_requests"),
+    ("failed_requests", "failed_requests"),
+    ("response_ms_weighted", "weighted_response_ms"),
+    ("total_tokens_used", "total_tokens"),
+    ("total_cost_usd", "total_cost_usd"),
+)
+
+
+def platform_days(conn: Connection, start: date, end: date) -> tuple[Any, Any, list[Any]]:
+    """(tenant counts, the period's platform measures, its days) in one round trip.
+
+    One row per day with platform totals in the period (or one row without a day when there is
+    none), each carrying the tenant counts and the period's sums (window sums over the days).
+    """
     t = platform_usage_totals
-    return list(
-        conn.execute(
-            sa.select(
-                t.c.date,
-                t.c.total_requests,
-                t.c.successful_requests,
-                t.c.failed_requests,
-                t.c.response_ms_weighted.label("weighted_response_ms"),
-                t.c.total_tokens_used.label("total_tokens"),
-                t.c.total_cost_usd,
-                t.c.tenants_with_usage,
-            )
-            .where(t.c.date >= start, t.c.date <= end)
-            .order_by(t.c.date)
-        )
+    counts = _counts()
+    columns: list[sa.ColumnElement[Any]] = [counts.c.total_tenants, counts.c.active_tenants]
+    columns.append(counts.c.agents_deployed)
+    columns.append(t.c.date)
+    columns.append(t.c.tenants_with_usage)
+    for name, label in _DAY_COLUMNS:
+        columns.append(t.c[name].label(label))
+        columns.append(sa.func.sum(t.c[name]).over().label(f"period_{label}"))
+    rows = conn.execute(
+        sa.select(*columns)
+        .select_from(counts.outerjoin(t, sa.and_(t.c.date >= start, t.c.date <= end)))
+        .order_by(t.c.date)
+    ).all()
+    first = rows[0]
+    days = [row for row in rows if row.date is not None]
+    summary = _Summary(
+        **{label: getattr(first, f"period_{label}") or 0 for _n, label in _DAY_COLUMNS}
     )
+    return first, summary, days
 
 
-def _requests_per_tenant(start: date, end: date, today: date) -> sa.Subquery:
-    """(tenant_id, requests) rows whose sum per tenant is its requests in ``start..end``.
+class _Summary:
+    def __init__(self, **values: Any) -> None:
+        self.__dict__.update(values)
 
-    Each calendar month the period touches is read the cheaper way: the days inside the period
-    from ``tenant_usage_totals``, or the month's row of ``tenant_usage_monthly`` minus the days of
-    that month outside the period (negative rows). Days after ``today`` have no rows yet, so a
-    period ending today reads its last month from the monthly table alone. Either way the sums
-    are exact; ``today`` only guides the choice.
+
+def top_tenants(conn: Connection, start: date, end: date, limit: int) -> tuple[list[Any], int]:
+    """The ``limit`` tenants with most requests in the period, with their figures, and how many
+    tenants had requests in it, in one round trip.
+
+    A tenant's figures over ``start..end`` are its running totals at the last day up to ``end``
+    minus those at ``start - 1`` (``tenant_usage_cumulative``): ranking reads two index ranges
+    of ``total_requests`` only; the other measures are read for the ``limit`` winners.
     """
-    t, m = tenant_usage_totals, tenant_usage_monthly
-    parts: list[sa.Select[Any]] = []
-    month = month_start(start)
-    while month <= end:
-        following = next_month(month)
-        first, last = max(start, month), min(end, following - timedelta(days=1))
-        inside = (last - first).days + 1
-        data_end = min(following - timedelta(days=1), today)
-        outside = (first - month).days + max((data_end - last).days, 0)
-        if inside <= outside:
-            parts.append(
-                sa.select(t.c.tenant_id, t.c.total_requests.label("requests")).where(
-                    t.c.date >= first, t.c.date <= last
-                )
-            )
-        else:
-            parts.append(
-                sa.select(m.c.tenant_id, m.c.total_requests.label("requests")).where(
-                    m.c.month == month
-                )
-            )
-            if first > month:
-                parts.append(
-                    sa.select(t.c.tenant_id, -t.c.total_requests).where(
-                        t.c.date >= month, t.c.date < first
-                    )
-                )
-            parts.append(
-                sa.select(t.c.tenant_id, -t.c.total_requests).where(
-                    t.c.date > last, t.c.date < following
-                )
-            )
-        month = following
-    return sa.union_all(*parts).subquery()
-
-
-def top_tenants(
-    conn: Connection, start: date, end: date, limit: int, today: date | None = None
-) -> tuple[list[Any], int]:
-    """The ``limit`` tenants with most requests in the period, with their figures.
-
-    Ranking reads only ``total_requests`` (an index-only scan); the other measures are summed
-    for the ``limit`` winners only. ``tenants_with_usage`` counts every tenant with requests.
-    """
-    t = tenant_usage_totals
-    in_period = [t.c.date >= start, t.c.date <= end]
-    per_tenant = _requests_per_tenant(start, end, today or utctoday())
-    ranked = conn.execute(
+    c = tenant_usage_cumulative
+    before = start - timedelta(days=1)
+    last_day = sa.select(sa.func.max(c.c.date)).where(c.c.date <= end).scalar_subquery()
+    e, s = c.alias("e"), c.alias("s")
+    requests = e.c.total_requests - sa.func.coalesce(s.c.total_requests, 0)
+    ranked = (
         sa.select(
-            per_tenant.c.tenant_id,
-            sa.func.sum(per_tenant.c.requests).label("requests"),
+            e.c.tenant_id,
+            requests.label("requests"),
             sa.func.count().over().label("tenants_with_usage"),
         )
-        .group_by(per_tenant.c.tenant_id)
-        .having(sa.func.sum(per_tenant.c.requests) > 0)
-        .order_by(sa.desc("requests"), per_tenant.c.tenant_id)
+        .select_from(e.outerjoin(s, sa.and_(s.c.tenant_id == e.c.tenant_id, s.c.date == before)))
+        .where(e.c.date == last_day, e.c.date > before, requests > 0)
+        .order_by(sa.desc("requests"), e.c.tenant_id)
         .limit(limit)
-    ).all()
-    if not ranked:
-        return [], 0
-    with_usage = int(ranked[0].tenants_with_usage)
+        .subquery()
+    )
+    e2, s2 = c.alias("e2"), c.alias("s2")
     rows = conn.execute(
         sa.select(
-            t.c.tenant_id,
-            *_measures(t),
+            ranked.c.tenant_id,
+            ranked.c.tenants_with_usage,
+            *(
+                (e2.c[name] - sa.func.coalesce(s2.c[name], 0)).label(label)
+                for name, label in _DAY_COLUMNS
+            ),
             tenants.c.name,
             tenants.c.plan,
             tenants.c.segment,
             tenants.c.status,
         )
-        .join(tenants, tenants.c.id == t.c.tenant_id)
-        .where(*in_period, t.c.tenant_id.in_([r.tenant_id for r in ranked]))
-        .group_by(
-            t.c.tenant_id, tenants.c.name, tenants.c.plan, tenants.c.segment, tenants.c.status
+        .select_from(
+            ranked.join(e2, sa.and_(e2.c.tenant_id == ranked.c.tenant_id, e2.c.date == last_day))
+            .outerjoin(s2, sa.and_(s2.c.tenant_id == ranked.c.tenant_id, s2.c.date == before))
+            .join(tenants, tenants.c.id == ranked.c.tenant_id)
         )
-        .order_by(sa.desc("total_requests"), t.c.tenant_id)
+        .order_by(ranked.c.requests.desc(), ranked.c.tenant_id)
     ).all()
-    return list(rows), with_usage
+    if not rows:
+        return [], 0
+    return list(rows), int(rows[0].tenants_with_usage)
 
 
 def top_agents(conn: Connection, start: date, end: date, limit: int) -> list[Any]:
     t = agent_usage_totals
-    deployments = (
-        sa.select(sa.func.count())
-        .where(tenant_agents.c.agent_id == agents.c.id, tenant_agents.c.status == "active")
-        .scalar_subquery()
-    )
+    deployments = _active_deployments()
     grouped = (
         sa.select(t.c.agent_id, *_measures(t))
         .where(t.c.date >= start, t.c.date <= end)
@@ -182,9 +172,13 @@ def top_agents(conn: Connection, start: date, end: date, limit: int) -> list[Any
                 agents.c.name,
                 agents.c.display_name,
                 agents.c.category,
-                deployments.label("active_deployments"),
+                sa.func.coalesce(deployments.c.deployments, 0).label("active_deployments"),
             )
-            .join(agents, agents.c.id == grouped.c.agent_id)
+            .select_from(
+                grouped.join(agents, agents.c.id == grouped.c.agent_id).outerjoin(
+                    deployments, deployments.c.agent_id == grouped.c.agent_id
+                )
+            )
             .order_by(grouped.c.total_requests.desc(), agents.c.name)
             .limit(limit)
         )

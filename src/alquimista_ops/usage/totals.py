@@ -1,7 +1,8 @@
 """Usage totals per tenant, per agent and for the platform, per day.
 
 ``refresh_usage_totals(conn, start, end)`` recomputes the three totals tables for the days
-``start..end`` (inclusive) from ``tenant_usage_daily``. It is idempotent (the days are replaced,
+``start..end`` (inclusive) from ``tenant_usage_daily``, and the per-tenant running totals
+that depend on them. It is idempotent (the days are replaced,
 never incremented). Call it in the same transaction, right after anything that rewrote
 ``tenant_usage_daily`` for those days: the daily rollup / backfill, ``RECOMPUTE_USAGE``
 and the demo seed. Then, after commit, invalidate the usage caches
@@ -11,9 +12,12 @@ and the demo seed. Then, after commit, invalidate the usage caches
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+
+from alquimista_ops.core.db import is_postgres
 
 _MEASURES = """
     SUM(total_requests), SUM(successful_requests), SUM(failed_requests),
@@ -42,44 +46,155 @@ _STATEMENTS = (
 
 
 def _dated(sql: str) -> sa.TextClause:
-    names = [name for name in ("start", "end") if f":{name}" in sql]
+    names = [
+        name
+        for name in ("start", "end", "hi", "before", "ext", "h_old", "first", "last")
+        if f":{name}" in sql
+    ]
     return sa.text(sql).bindparams(*(sa.bindparam(name, type_=sa.Date()) for name in names))
 
 
 def refresh_usage_totals(conn: Connection, start: date, end: date) -> None:
-    """Recompute the per-tenant, per-agent, platform and monthly totals of ``start..end``."""
+    """Recompute the per-tenant, per-agent and platform totals of ``start..end`` and bring the
+    per-tenant running totals (``tenant_usage_cumulative``) in line with them."""
     params = {"start": start, "end": end}
     for sql in _STATEMENTS:
         conn.execute(_dated(sql), params)
-    refresh_monthly(conn, start, end)
+    refresh_cumulative(conn, start, end)
 
 
-def month_start(day: date) -> date:
-    return day.replace(day=1)
+# -- running totals -------------------------------------------------------------------------
+_CUMULATIVE = "tenant_usage_cumulative"
+_FROM = "usage_cumulative_from"  # scratch: (tenant_id, from_date) of the rows to rewrite
+_NAMES = (
+    "total_requests",
+    "successful_requests",
+    "failed_requests",
+    "response_ms_weighted",
+    "total_tokens_used",
+    "total_cost_usd",
+)
 
 
-def next_month(day: date) -> date:
-    return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+def _days_cte(conn: Connection) -> str:
+    """``days(date)``: every day from ``:first`` to ``:last`` (inclusive)."""
+    if is_postgres(conn):
+        return (
+            "days(date) AS (SELECT CAST(g AS DATE) FROM generate_series("
+            "CAST(:first AS DATE), CAST(:last AS DATE), INTERVAL '1 day') AS g)"
+        )
+    return (
+        "days(date) AS (SELECT :first UNION ALL"
+        " SELECT date(date, '+1 day') FROM days WHERE date < :last)"
+    )
 
 
-def refresh_monthly(conn: Connection, start: date, end: date) -> None:
-    """Recompute ``tenant_usage_monthly`` for every month touched by ``start..end``."""
-    month = month_start(start)
-    while month <= end:
-        following = next_month(month)
-        params = {"start": month, "end": following - timedelta(days=1)}
+def _max_date(conn: Connection, table: str) -> date | None:
+    value = conn.execute(sa.text(f"SELECT MAX(date) FROM {table}")).scalar()
+    if value is None or isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value))
+
+
+def refresh_cumulative(conn: Connection, start: date, end: date) -> None:
+    """Make ``tenant_usage_cumulative`` agree with ``tenant_usage_totals`` after the days
+    ``start..end`` of the latter were rewritten.
+
+    Only what changed is rewritten: per tenant, the rows from the first day of ``start..end``
+    whose daily figures differ from what the running totals imply (row of D minus row of D - 1),
+    through the last day with totals; and the days after the previous last day (every tenant
+    carries its running totals forward, so the rows stay dense). A rerun that changes nothing
+    writes nothing but the new days.
+    """
+    h_old = _max_date(conn, _CUMULATIVE)
+    h_new = _max_date(conn, "tenant_usage_totals")
+    if h_new is None:
+        conn.execute(sa.text(f"DELETE FROM {_CUMULATIVE}"))
+        return
+    if h_old is not None and h_old > h_new:
+        conn.execute(_dated(f"DELETE FROM {_CUMULATIVE} WHERE date > :end"), {"end": h_new})
+    parts: list[str] = []
+    params: dict[str, Any] = {}
+    if h_old is None:
+        parts.append(
+            "SELECT tenant_id, MIN(date) AS from_date FROM tenant_usage_totals GROUP BY tenant_id"
+        )
+    else:
+        hi = min(end, h_old)
+        if start <= hi:
+            # Days of start..hi whose figures differ from the running totals' daily steps.
+            steps = ", ".join(f"{n} - COALESCE(LAG({n}) OVER w, 0) AS {n}" for n in _NAMES)
+            negated = ", ".join(f"-{n}" for n in _NAMES)
+            differs = " OR ".join(f"SUM({n}) <> 0" for n in _NAMES)
+            parts.append(
+                "SELECT tenant_id, date AS from_date FROM ("
+                f" SELECT tenant_id, date, {', '.join(_NAMES)} FROM tenant_usage_totals"
+                "  WHERE date >= :start AND date <= :hi"
+                f" UNION ALL SELECT tenant_id, date, {negated} FROM ("
+                f"  SELECT tenant_id, date, {steps} FROM {_CUMULATIVE}"
+                "   WHERE date >= :before AND date <= :hi"
+                "   WINDOW w AS (PARTITION BY tenant_id ORDER BY date)"
+                "  ) AS steps WHERE date >= :start"
+                f") AS diff GROUP BY tenant_id, date HAVING {differs}"
+            )
+            params.update(start=start, hi=hi, before=start - timedelta(days=1))
+        if h_new > h_old:
+            # New days: every tenant's running totals carry forward.
+            parts.append(
+                f"SELECT tenant_id, :ext AS from_date FROM {_CUMULATIVE} WHERE date = :h_old"
+            )
+            parts.append(
+                "SELECT tenant_id, :ext AS from_date FROM tenant_usage_totals WHERE date > :h_old"
+            )
+            params.update(ext=h_old + timedelta(days=1), h_old=h_old)
+    if not parts:
+        return
+    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {_FROM}")
+    base = ", ".join(f"b.{n} AS base_{n}" for n in _NAMES)
+    conn.execute(
+        _dated(
+            f"CREATE TEMPORARY TABLE {_FROM} AS SELECT g.tenant_id, g.from_date, {base}"
+            " FROM (SELECT tenant_id, MIN(from_date) AS from_date"
+            f"       FROM ({' UNION ALL '.join(parts)}) AS f GROUP BY tenant_id) AS g"
+            f" LEFT JOIN {_CUMULATIVE} b ON b.tenant_id = g.tenant_id"
+            f"  AND b.date = {_day_before(conn, 'g.from_date')}"
+        ),
+        params,
+    )
+    first = conn.execute(sa.text(f"SELECT MIN(from_date) FROM {_FROM}")).scalar()
+    if first is not None:
         conn.execute(
-            _dated("DELETE FROM tenant_usage_monthly WHERE month = :start"), {"start": month}
+            sa.text(
+                f"DELETE FROM {_CUMULATIVE} WHERE (tenant_id, date) IN ("
+                f" SELECT c.tenant_id, c.date FROM {_CUMULATIVE} c"
+                f" JOIN {_FROM} f ON f.tenant_id = c.tenant_id AND c.date >= f.from_date)"
+            )
+        )
+        running = ", ".join(
+            f"COALESCE(f.base_{n}, 0) + SUM(COALESCE(t.{n}, 0)) OVER w" for n in _NAMES
         )
         conn.execute(
             _dated(
-                "INSERT INTO tenant_usage_monthly (tenant_id, month, total_requests)"
-                " SELECT tenant_id, :start, SUM(total_requests) FROM tenant_usage_totals"
-                " WHERE date BETWEEN :start AND :end GROUP BY tenant_id"
+                f"WITH RECURSIVE {_days_cte(conn)}"
+                f" INSERT INTO {_CUMULATIVE} (tenant_id, date, {', '.join(_NAMES)})"
+                f" SELECT f.tenant_id, d.date, {running}"
+                f" FROM {_FROM} f JOIN days d ON d.date >= f.from_date"
+                " LEFT JOIN tenant_usage_totals t ON t.tenant_id = f.tenant_id AND t.date = d.date"
+                " WINDOW w AS (PARTITION BY f.tenant_id ORDER BY d.date)"
             ),
-            params,
+            {"first": _as_date(first), "last": h_new},
         )
-        month = following
+    conn.exec_driver_sql(f"DROP TABLE {_FROM}")
+
+
+def _day_before(conn: Connection, column: str) -> str:
+    if is_postgres(conn):
+        return f"CAST({column} AS DATE) - 1"
+    return f"date({column}, '-1 day')"
+
+
+def _as_date(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
 # The name the aggregation job calls.
