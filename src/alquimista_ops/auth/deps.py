@@ -27,6 +27,7 @@ from alquimista_ops.core.deps import connection_gate, read_db, run_read
 from alquimista_ops.core.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
 from alquimista_ops.core.http_cache import cached_json_async
 from alquimista_ops.core.logging import tenant_id_var, user_sub_var
+from alquimista_ops.core.response_memo import note_cached_value
 from alquimista_ops.core.runtime import Runtime
 from alquimista_ops.core.schema import tenants
 
@@ -174,6 +175,7 @@ async def cached_tenant_status(cache: Cache, engine: Engine, tenant_id: uuid.UUI
     key = CacheKey.build("tenant_status", tenant_scope(tenant_id))
     body = await cache.aget(key)
     if body is not None:
+        note_cached_value(cache, key, body)
         return body.decode() or None
 
     def produce() -> bytes:
@@ -181,6 +183,7 @@ async def cached_tenant_status(cache: Cache, engine: Engine, tenant_id: uuid.UUI
 
     async with connection_gate(engine):
         computed, _hit = await run_in_threadpool(cache.get_or_compute, key, produce)
+    note_cached_value(cache, key, computed)
     return computed.decode() or None
 
 

@@ -86,10 +86,12 @@ class VerifiedTokenCache:
         return hashlib.sha256(token.encode()).digest()
 
     def get(self, token: str, now: float | None = None) -> Principal | None:
+        return self.get_by_key(self.key(token), now)
+
+    def get_by_key(self, key: bytes, now: float | None = None) -> Principal | None:
         if self.max_entries <= 0:
             return None
         now = time.time() if now is None else now
-        key = self.key(token)
         with self._lock:
             entry = self._entries.get(key)
             if entry is None:
@@ -140,6 +142,27 @@ class TokenVerifier:
     def cached(self, token: str) -> Principal | None:
         """The principal of a token verified a moment ago (no I/O, no signature check)."""
         return self.verified.get(token)
+
+    def cached_bearer(self, scope: dict[str, Any]) -> tuple[bytes, Principal] | None:
+        """(digest, principal) of the request's bearer token if it was verified a moment ago,
+        else None; computed once per request (kept in the ASGI scope's state)."""
+        state = scope.setdefault("state", {})
+        if "bearer" in state:
+            found: tuple[bytes, Principal] | None = state["bearer"]
+            return found
+        found = None
+        for name, value in scope.get("headers", ()):
+            if name == b"authorization":
+                scheme, _, token = value.decode("latin-1").partition(" ")
+                token = token.strip()
+                if scheme.lower() == "bearer" and token:
+                    key = self.verified.key(token)
+                    principal = self.verified.get_by_key(key)
+                    if principal is not None:
+                        found = (key, principal)
+                break
+        state["bearer"] = found
+        return found
 
     def verify(self, token: str) -> Principal:
         principal = self.verified.get(token)

@@ -556,6 +556,14 @@ class Cache:
         if client is not None:
             client.close()
 
+    def local_copy(self, full_key: str) -> bytes | None:
+        """This process's current local copy of a rendered key (None: none, or not trusted
+        now: the breaker is open or the invalidation channel is lost)."""
+        local = self.local
+        if local is None or not self.breaker.allow():
+            return None
+        return local.get(full_key)
+
     def _local_copies(self) -> LocalCopies | None:
         """The local copies, with their listener started in this process (a forked worker
         starts its own)."""

@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from alquimista_ops.core.cache import Cache, CacheKey
 from alquimista_ops.core.deps import connection_gate, run_read
+from alquimista_ops.core.response_memo import note_cached_value
 
 
 async def cached_json_async(
@@ -40,6 +41,7 @@ async def cached_json_async(
     key = CacheKey.build(resource, scope, params)
     body = await cache.aget(key)
     if body is not None:
+        note_cached_value(cache, key, body)
         return _response(body, True, key)
 
     def produce() -> bytes:
@@ -48,6 +50,7 @@ async def cached_json_async(
 
     async with connection_gate(engine):
         computed, hit = await run_in_threadpool(cache.get_or_compute, key, produce)
+    note_cached_value(cache, key, computed)
     return _response(computed, hit, key)
 
 

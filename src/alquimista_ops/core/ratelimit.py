@@ -290,7 +290,11 @@ class RateLimitMiddleware:
             k: v for k, v in scope.get("headers", []) if k in (b"authorization", b"x-forwarded-for")
         }
         address = _client_address(scope, headers, runtime.settings.trust_forwarded_for)
-        user = _user_of(runtime, headers.get(b"authorization"))
+        bearer = runtime.verifier.cached_bearer(scope)
+        if bearer is not None:
+            user: str | None = str(bearer[1].sub)
+        else:
+            user = _user_of(runtime, headers.get(b"authorization"))
         verdict = await limiter.acheck(user, address)
         if verdict.allowed:
             await self.app(scope, receive, send)

@@ -1,0 +1,121 @@
+"""Answers of cached reads remembered per bearer token and URL, served before routing.
+
+Once the read cache answered from this process's local copies (no round trip at all), most of a
+cached read's time was the framework's routing, parameter validation and dependency resolution
+(profiled). So the HTTP layer remembers the last 200 answer of each (token, path, query string)
+whose body came from the read cache, with the local copies it was built on: the resource's
+value and, for ``/tenant/*`` reads, the tenant's status. A later GET with the same bearer token,
+path and query string is answered without entering the router when:
+
+- the token is in the verified-token cache (valid, not expired): same principal, groups and
+  tenant claim, so the same authorization the route checked;
+- every local copy the answer was built on is still the very same object in the cache's local
+  copies. Any invalidation (commands, rollups, ingestion, suspension), the copies' expiry
+  (``CACHE_LOCAL_SECONDS``) or a lost invalidation channel drops those copies, and with them
+  every answer built on them.
+
+Rate limiting, request ids, security headers, the access log and metrics apply as to any
+request: the memo sits inside those middlewares. Only bearer-token GETs are remembered (the
+web pages' cookie requests take the normal path).
+"""
+
+from __future__ import annotations
+
+import contextvars
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from alquimista_ops.core.cache import Cache, CacheKey
+
+# (full cache key, value) of every local copy the current request's answer was built on
+_built_on: contextvars.ContextVar[list[tuple[str, bytes]] | None] = contextvars.ContextVar(
+    "response_memo_built_on", default=None
+)
+
+
+def note_cached_value(cache: Cache, key: CacheKey, value: bytes) -> None:
+    """Called by the read cache's users for every value an answer is built on."""
+    built_on = _built_on.get()
+    if built_on is not None:
+        built_on.append((key.render(cache.namespace), value))
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+    built_on: tuple[tuple[str, bytes], ...]
+    route: Any
+    log_state: tuple[tuple[str, Any], ...]
+
+    def current(self, cache: Cache) -> bool:
+        return all(cache.local_copy(full) is value for full, value in self.built_on)
+
+
+class ResponseMemoMiddleware:
+    def __init__(self, app: ASGIApp, max_entries: int = 10_000) -> None:
+        self.app = app
+        self.max_entries = max_entries
+        self._entries: dict[tuple[bytes, str, bytes], _Entry] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "GET":
+            await self.app(scope, receive, send)
+            return
+        runtime = scope["app"].state.runtime
+        cache: Cache = runtime.cache
+        bearer = runtime.verifier.cached_bearer(scope) if cache.local is not None else None
+        if bearer is None:
+            await self.app(scope, receive, send)
+            return
+        state = scope["state"]
+        key = (bearer[0], scope["path"], scope["query_string"])
+        entry = self._entries.get(key)
+        if entry is not None and entry.current(cache):
+            scope["route"] = entry.route  # the metrics' route label
+            state.update(entry.log_state)  # the access log's tenant and user
+            cache.stats["hits"] += 1
+            await send({"type": "http.response.start", "status": 200, "headers": entry.headers})
+            await send({"type": "http.response.body", "body": entry.body})
+            return
+        built_on: list[tuple[str, bytes]] = []
+        token = _built_on.set(built_on)
+        status = 0
+        headers: list[tuple[bytes, bytes]] = []
+
+        async def remember(message: Message) -> None:
+            nonlocal status, headers
+            if message["type"] == "http.response.start":
+                # copied now: the outer middlewares add this request's own headers to it
+                status, headers = message["status"], list(message.get("headers", []))
+            elif (
+                status == 200
+                and not message.get("more_body")
+                and any(value is message.get("body") for _full, value in built_on)
+            ):
+                self._remember(key, headers, message["body"], built_on, scope)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, remember)
+        finally:
+            _built_on.reset(token)
+
+    def _remember(
+        self,
+        key: tuple[bytes, str, bytes],
+        response_headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        built_on: list[tuple[str, bytes]],
+        scope: Scope,
+    ) -> None:
+        headers = [(k, v) for k, v in response_headers if k.lower() != b"x-cache"]
+        headers.append((b"x-cache", b"HIT"))
+        state = scope.get("state") or {}
+        log_state = tuple((k, state[k]) for k in ("tenant_id", "user_sub") if k in state)
+        self._entries.pop(key, None)
+        self._entries[key] = _Entry(headers, body, tuple(built_on), scope.get("route"), log_state)
+        while len(self._entries) > self.max_entries:
+            del self._entries[next(iter(self._entries))]
