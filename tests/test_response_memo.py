@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from alquimista_ops.app import create_app
+from alquimista_ops.core.response_memo import ResponseMemoMiddleware
 from alquimista_ops.core.runtime import Runtime, build_runtime
 from alquimista_ops.demo.seed import SeedReport
 from tests.conftest import auth, issue_token, make_settings
@@ -113,3 +114,29 @@ def test_a_write_is_seen_at_once_through_the_remembered_url(
                 break
             time.sleep(0.01)
     assert now["name"] == first["name"] + " (renomeada)"
+
+
+def _memo_of(app: Any) -> ResponseMemoMiddleware:
+    layer = app.middleware_stack
+    while not isinstance(layer, ResponseMemoMiddleware):
+        layer = layer.app
+    return layer
+
+
+def test_remembered_answers_do_not_outlive_their_local_copies(
+    tmp_path: Path, pg_database: str, engine: Engine, demo_data: SeedReport
+) -> None:
+    app, runtime = _app(tmp_path, pg_database, engine, CACHE_LOCAL_SECONDS="0.5")
+    admin = auth(issue_token(runtime, "INTERNAL_ADMIN"))
+    with TestClient(app) as client:
+        # the first request verifies the token (only verified tokens are remembered)
+        assert client.get("/internal/tenants?limit=1", headers=admin).status_code == 200
+        time.sleep(0.6)
+        for offset in range(12):  # distinct URLs, each remembered once
+            url = f"/internal/tenants?status=all&limit=1&offset={offset}"
+            assert client.get(url, headers=admin).status_code == 200
+        memo = _memo_of(app)
+        assert len(memo) == 12
+        time.sleep(0.6)  # their local copies expire, and so do they ...
+        assert client.get("/internal/tenants?limit=1", headers=admin).status_code == 200
+        assert len(memo) == 1  # ... dropped as soon as another answer is remembered

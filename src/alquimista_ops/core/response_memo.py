@@ -22,6 +22,7 @@ web pages' cookie requests take the normal path).
 from __future__ import annotations
 
 import contextvars
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,16 +50,24 @@ class _Entry:
     built_on: tuple[tuple[str, bytes], ...]
     route: Any
     log_state: tuple[tuple[str, Any], ...]
+    expires: float  # when the local copies it was built on expire at the latest
 
     def current(self, cache: Cache) -> bool:
         return all(cache.local_copy(full) is value for full, value in self.built_on)
 
 
 class ResponseMemoMiddleware:
+    """The memo of one process. An entry keeps its body alive, so entries are dropped once the
+    local copies they were built on have expired (``CACHE_LOCAL_SECONDS``), oldest first as new
+    ones arrive, and their bodies never add up to more than the local copies' own budget
+    (``CACHE_LOCAL_MAX_MB``; a soak over thousands of distinct URLs grew a worker by 70 MB in
+    90 s before these bounds)."""
+
     def __init__(self, app: ASGIApp, max_entries: int = 10_000) -> None:
         self.app = app
         self.max_entries = max_entries
         self._entries: dict[tuple[bytes, str, bytes], _Entry] = {}
+        self._bytes = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "GET":
@@ -73,7 +82,10 @@ class ResponseMemoMiddleware:
         state = scope["state"]
         key = (bearer[0], scope["path"], scope["query_string"])
         entry = self._entries.get(key)
-        if entry is not None and entry.current(cache):
+        if entry is not None and not entry.current(cache):
+            self._drop(key)
+            entry = None
+        if entry is not None:
             scope["route"] = entry.route  # the metrics' route label
             state.update(entry.log_state)  # the access log's tenant and user
             cache.stats["hits"] += 1
@@ -95,7 +107,7 @@ class ResponseMemoMiddleware:
                 and not message.get("more_body")
                 and any(value is message.get("body") for _full, value in built_on)
             ):
-                self._remember(key, headers, message["body"], built_on, scope)
+                self._remember(cache, key, headers, message["body"], built_on, scope)
             await send(message)
 
         try:
@@ -105,17 +117,45 @@ class ResponseMemoMiddleware:
 
     def _remember(
         self,
+        cache: Cache,
         key: tuple[bytes, str, bytes],
         response_headers: list[tuple[bytes, bytes]],
         body: bytes,
         built_on: list[tuple[str, bytes]],
         scope: Scope,
     ) -> None:
+        local = cache.local
+        if local is None or len(body) > local.max_bytes // 4:
+            return
         headers = [(k, v) for k, v in response_headers if k.lower() != b"x-cache"]
         headers.append((b"x-cache", b"HIT"))
         state = scope.get("state") or {}
         log_state = tuple((k, state[k]) for k in ("tenant_id", "user_sub") if k in state)
-        self._entries.pop(key, None)
-        self._entries[key] = _Entry(headers, body, tuple(built_on), scope.get("route"), log_state)
-        while len(self._entries) > self.max_entries:
-            del self._entries[next(iter(self._entries))]
+        now = time.monotonic()
+        self._drop(key)
+        entry = _Entry(
+            headers, body, tuple(built_on), scope.get("route"), log_state, now + local.seconds
+        )
+        if not entry.current(cache):  # e.g. the copies were not kept (an invalidation arrived)
+            return
+        self._entries[key] = entry
+        self._bytes += len(body)
+        # entries are in insertion order, so the expired and the oldest are at the front
+        while self._entries:
+            oldest_key = next(iter(self._entries))
+            oldest = self._entries[oldest_key]
+            if (
+                oldest.expires > now
+                and len(self._entries) <= self.max_entries
+                and self._bytes <= local.max_bytes
+            ):
+                break
+            self._drop(oldest_key)
+
+    def _drop(self, key: tuple[bytes, str, bytes]) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self._bytes -= len(entry.body)
+
+    def __len__(self) -> int:
+        return len(self._entries)
