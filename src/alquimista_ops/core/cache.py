@@ -215,8 +215,13 @@ class LocalCopies:
                 self._bytes -= len(old[1])
             self._entries[full] = (expires, value, key)
             self._bytes += size
-            while self._bytes > self.max_bytes and self._entries:
+            # oldest first: over the budget, or expired (so memory follows recent use)
+            now = time.monotonic()
+            while self._entries:
                 oldest = next(iter(self._entries))
+                entry = self._entries[oldest]
+                if self._bytes <= self.max_bytes and entry[0] > now:
+                    break
                 self._bytes -= len(self._entries.pop(oldest)[1])
 
     def apply(self, invalidation: Invalidation) -> None:
@@ -516,7 +521,7 @@ class Cache:
         namespace: str,
         breaker: CircuitBreaker | None = None,
         local_seconds: float = 0.0,
-        local_max_bytes: int = 32 * 1024 * 1024,
+        local_max_bytes: int = 16 * 1024 * 1024,
     ) -> None:
         self.backend = backend
         self.namespace = namespace

@@ -59,7 +59,7 @@ class _Entry:
 class ResponseMemoMiddleware:
     """The memo of one process. An entry keeps its body alive, so entries are dropped once the
     local copies they were built on have expired (``CACHE_LOCAL_SECONDS``), oldest first as new
-    ones arrive, and their bodies never add up to more than the local copies' own budget
+    ones arrive, and their bodies never add up to more than half the local copies' budget
     (``CACHE_LOCAL_MAX_MB``; a soak over thousands of distinct URLs grew a worker by 70 MB in
     90 s before these bounds)."""
 
@@ -147,7 +147,7 @@ class ResponseMemoMiddleware:
             if (
                 oldest.expires > now
                 and len(self._entries) <= self.max_entries
-                and self._bytes <= local.max_bytes
+                and self._bytes <= local.max_bytes // 2
             ):
                 break
             self._drop(oldest_key)

@@ -82,7 +82,7 @@ class Settings(BaseSettings):
     # dropped at once by any process's invalidation (published on a Redis channel). Off on
     # AWS Lambda, whose frozen instances cannot listen between invocations.
     cache_local_seconds: float = Field(default=5.0, ge=0, le=300, alias="CACHE_LOCAL_SECONDS")
-    cache_local_max_mb: int = Field(default=32, ge=1, le=4096, alias="CACHE_LOCAL_MAX_MB")
+    cache_local_max_mb: int = Field(default=16, ge=1, le=4096, alias="CACHE_LOCAL_MAX_MB")
     # Fixed-window limits per authenticated user and per client address (0 turns one off).
     rate_limit_enabled: bool = Field(default=True, alias="RATE_LIMIT_ENABLED")
     rate_limit_per_user: int = Field(default=600, ge=0, alias="RATE_LIMIT_PER_USER")
