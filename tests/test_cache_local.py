@@ -8,6 +8,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -19,9 +20,11 @@ from alquimista_ops.core.cache import (
     Invalidation,
     LocalCopies,
     RedisBackend,
+    build_cache,
     redis_client,
     tenant_scope,
 )
+from alquimista_ops.core.settings import Settings
 from tests.conftest import TEST_REDIS_URL
 from tests.test_cache import RedisServer, own_redis  # noqa: F401  (fixture)
 
@@ -169,3 +172,11 @@ def test_an_unreadable_message_invalidates_everything() -> None:
     assert Invalidation.from_message(b"not json") == Invalidation(everything=True)
     message = Invalidation(resources=frozenset({"tenants_list"}), usage_only=True).to_message()
     assert Invalidation.from_message(message.encode()).resources == {"tenants_list"}
+
+
+def test_no_local_copies_on_lambda(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A frozen Lambda instance cannot listen for invalidations: it reads Redis every time."""
+    settings = Settings(REDIS_URL=TEST_REDIS_URL, VAR_DIR=str(tmp_path))  # type: ignore[call-arg]
+    assert build_cache(settings).local is not None
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "opdash-tenant-me")
+    assert build_cache(settings).local is None
