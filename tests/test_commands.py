@@ -922,3 +922,27 @@ def test_reason_with_nul_is_rejected(
     response = post(client, admin, body)
     assert response.status_code == 400
     assert response.json()["details"]["field"] == "parameters.reason"
+
+
+def test_a_command_is_committed_before_its_answer_is_sent(
+    app: Any, admin: dict[str, str], world: Tenant, clean_db: Engine
+) -> None:
+    """A client that got 201 reads its command at once (the page's history does): the
+    transaction commits before the response starts, not after it was sent."""
+    rows_when_answered: list[int] = []
+
+    async def probe(scope: Any, receive: Any, send: Any) -> None:
+        async def watch(message: Any) -> None:
+            if message["type"] == "http.response.start" and scope.get("method") == "POST":
+                with clean_db.connect() as conn:
+                    count = sa.select(sa.func.count()).select_from(operational_commands)
+                    rows_when_answered.append(conn.execute(count).scalar_one())
+            await send(message)
+
+        await app(scope, receive, watch)
+
+    body = {"command_type": "HEALTH_CHECK", "tenant_id": str(world.id)}
+    with TestClient(probe) as client:
+        response = client.post(URL, json=body, headers=admin)
+    assert response.status_code == 201, response.text
+    assert rows_when_answered == [1]

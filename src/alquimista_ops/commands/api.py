@@ -43,7 +43,8 @@ async def command_unit_of_work(runtime: RuntimeDep) -> AsyncIterator[Connection]
         yield conn
 
 
-WriteDbDep = Annotated[Connection, Depends(command_unit_of_work)]
+# scope="function": the transaction commits before the response is sent (read your writes)
+WriteDbDep = Annotated[Connection, Depends(command_unit_of_work, scope="function")]
 
 
 def reject_query_parameters(request: Request) -> None:

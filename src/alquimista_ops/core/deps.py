@@ -168,4 +168,6 @@ async def get_db(request: Request) -> AsyncIterator[Connection]:
         yield conn
 
 
-DbDep = Annotated[Connection, Depends(get_db)]
+# scope="function": the transaction commits before the response is sent, so a client that
+# got the answer reads what it wrote (FastAPI otherwise exits it after sending).
+DbDep = Annotated[Connection, Depends(get_db, scope="function")]
