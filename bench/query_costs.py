@@ -8,6 +8,9 @@ Machine noise barely moves these figures, unlike wall-clock latency::
 
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/<db> .venv/bin/python bench/query_costs.py
     ... bench/query_costs.py --verbose    # every statement with its time
+
+Without a PostgreSQL ``DATABASE_URL`` (as ``make bench`` runs it) it measures the large data set
+of ``bench/_serverkit.large_database`` (``BENCH_LARGE_DATABASE_URL``, or seeded and dropped).
 """
 
 from __future__ import annotations
@@ -27,6 +30,10 @@ from alquimista_ops.app import create_app
 from alquimista_ops.auth.local_idp import LocalAccount
 from alquimista_ops.core.clock import utctoday
 from alquimista_ops.core.settings import Settings
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from _serverkit import large_database
 
 
 def _token(app: Any, group: str, tenant_id: uuid.UUID | None = None) -> str:
@@ -97,9 +104,15 @@ def main() -> int:
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--only", default="", help="substring of the route names to run")
     args = parser.parse_args()
-    if not os.environ.get("DATABASE_URL", "").startswith("postgresql"):
-        print("set DATABASE_URL to a seeded PostgreSQL database", file=sys.stderr)
-        return 2
+    if os.environ.get("DATABASE_URL", "").startswith("postgresql"):
+        return measure(args)
+    # as ``make bench`` runs it: on the large data set (BENCH_LARGE_DATABASE_URL or seeded)
+    with large_database() as url:
+        os.environ["DATABASE_URL"] = url
+        return measure(args)
+
+
+def measure(args: argparse.Namespace) -> int:
     settings = Settings(  # type: ignore[call-arg]
         RATE_LIMIT_ENABLED="false", LOG_LEVEL="WARNING", CACHE_ENABLED="false"
     )
