@@ -23,11 +23,10 @@ from starlette.concurrency import run_in_threadpool
 
 from alquimista_ops.auth.principal import Principal
 from alquimista_ops.core.cache import Cache, CacheKey, tenant_scope
-from alquimista_ops.core.deps import connection_gate, read_db, run_read
+from alquimista_ops.core.deps import read_db
 from alquimista_ops.core.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
-from alquimista_ops.core.http_cache import cached_json_async
+from alquimista_ops.core.http_cache import cached_json_async, cached_value
 from alquimista_ops.core.logging import tenant_id_var, user_sub_var
-from alquimista_ops.core.response_memo import note_cached_value
 from alquimista_ops.core.runtime import Runtime
 from alquimista_ops.core.schema import tenants
 
@@ -173,18 +172,10 @@ async def cached_tenant_status(cache: Cache, engine: Engine, tenant_id: uuid.UUI
     ``/tenant/*`` read then needs no database round trip at all (profiled: this query and its
     transaction were most of a cached ``/tenant/me``). An unknown tenant is cached as ``""``."""
     key = CacheKey.build("tenant_status", tenant_scope(tenant_id))
-    body = await cache.aget(key)
-    if body is not None:
-        note_cached_value(cache, key, body)
-        return body.decode() or None
-
-    def produce() -> bytes:
-        return (run_read(engine, lambda conn: tenant_status(conn, tenant_id)) or "").encode()
-
-    async with connection_gate(engine):
-        computed, _hit = await run_in_threadpool(cache.get_or_compute, key, produce)
-    note_cached_value(cache, key, computed)
-    return computed.decode() or None
+    value, _hit = await cached_value(
+        cache, engine, key, lambda conn: (tenant_status(conn, tenant_id) or "").encode()
+    )
+    return value.decode() or None
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,19 +39,31 @@ async def cached_json_async(
     process's local copies, else Redis); a miss (and any cache trouble) goes to the thread pool
     once: single flight, ``compute(conn)`` on a read connection (``core.deps.read_db``), store."""
     key = CacheKey.build(resource, scope, params)
-    body = await cache.aget(key)
-    if body is not None:
-        note_cached_value(cache, key, body)
-        return _response(body, True, key)
 
-    def produce() -> bytes:
-        data = model.model_validate(run_read(engine, compute))
+    def produce(conn: Connection) -> bytes:
+        data = model.model_validate(compute(conn))
         return data.model_dump_json(by_alias=True, exclude_unset=exclude_unset).encode()
 
-    async with connection_gate(engine):
-        computed, hit = await run_in_threadpool(cache.get_or_compute, key, produce)
-    note_cached_value(cache, key, computed)
-    return _response(computed, hit, key)
+    body, hit = await cached_value(cache, engine, key, produce)
+    return _response(body, hit, key)
+
+
+async def cached_value(
+    cache: Cache, engine: Engine, key: CacheKey, produce: Callable[[Connection], bytes]
+) -> tuple[bytes, bool]:
+    """``(value, hit)`` of ``key``: a HIT on the event loop, else one thread-pool hop through
+    the connection gate (single flight; ``produce(conn)`` on a read connection, stored). The
+    value is noted for the response memo (``core.response_memo``)."""
+    found = await cache.aget(key)
+    if found is not None:
+        value, hit = found, True
+    else:
+        async with connection_gate(engine):
+            value, hit = await run_in_threadpool(
+                cache.get_or_compute, key, lambda: run_read(engine, produce)
+            )
+    note_cached_value(cache, key, value)
+    return value, hit
 
 
 def _response(body: bytes, hit: bool, key: CacheKey) -> Response:
