@@ -9,7 +9,7 @@ import uuid
 import redis
 
 from alquimista_ops.core.cache import redis_client
-from alquimista_ops.core.ratelimit import LEASE_MAX, RateLimiter
+from alquimista_ops.core.ratelimit import LEASE_MAX, RateLimiter, Verdict
 from tests.test_cache import RedisServer, own_redis  # noqa: F401  (fixture)
 
 WINDOW_START = 1_800_000_000.0  # a fixed window: the test cannot straddle two
@@ -35,16 +35,21 @@ def test_processes_together_admit_exactly_the_limit(own_redis: RedisServer) -> N
     namespace = f"lease-{uuid.uuid4().hex[:8]}"
     processes = [_limiter(own_redis.url, namespace, 1000) for _ in range(3)]
     admitted = [0, 0, 0]
-    for i in range(1600):
-        which = (i * 7 + i // 5) % 3  # uneven interleaving
-        if processes[which].check("user-1", None, now=WINDOW_START).allowed:
-            admitted[which] += 1
+
+    async def requests() -> tuple[bool, bool]:
+        for i in range(1600):
+            which = (i * 7 + i // 5) % 3  # uneven interleaving
+            if (await processes[which].acheck("user-1", None, now=WINDOW_START)).allowed:
+                admitted[which] += 1
+        other_user = await processes[0].acheck("user-2", None, now=WINDOW_START)
+        next_window = await processes[1].acheck("user-1", None, now=WINDOW_START + 60)
+        return other_user.allowed, next_window.allowed
+
+    other_user, next_window = asyncio.run(requests())
     assert sum(admitted) == 1000, admitted
     assert all(n > 0 for n in admitted)
-    # another user is counted apart
-    assert processes[0].check("user-2", None, now=WINDOW_START).allowed
-    # the next window starts again
-    assert processes[1].check("user-1", None, now=WINDOW_START + 60).allowed
+    assert other_user  # another user is counted apart
+    assert next_window  # the next window starts again
 
 
 def test_most_requests_cost_no_round_trip(own_redis: RedisServer) -> None:  # noqa: F811
@@ -63,9 +68,13 @@ def test_most_requests_cost_no_round_trip(own_redis: RedisServer) -> None:  # no
 
 def test_a_small_limit_is_exact_and_refusals_stay_local(own_redis: RedisServer) -> None:  # noqa: F811
     limiter = _limiter(own_redis.url, f"lease-{uuid.uuid4().hex[:8]}", 5)
-    verdicts = [limiter.check("user-1", None, now=WINDOW_START) for _ in range(8)]
+
+    async def requests(n: int) -> list[Verdict]:
+        return [await limiter.acheck("user-1", None, now=WINDOW_START) for _ in range(n)]
+
+    verdicts = asyncio.run(requests(8))
     assert [v.allowed for v in verdicts] == [True] * 5 + [False] * 3
     assert verdicts[-1].scope == "user" and verdicts[-1].limit == 5
     before = _incrby_calls(own_redis.url)
-    assert not limiter.check("user-1", None, now=WINDOW_START).allowed
+    assert not asyncio.run(requests(1))[0].allowed
     assert _incrby_calls(own_redis.url) == before  # known to be exhausted for this window

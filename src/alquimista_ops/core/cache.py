@@ -537,9 +537,7 @@ class Cache:
         self._flights_lock = threading.Lock()
         self._flush_pending = False
         self.stats = {"hits": 0, "misses": 0, "errors": 0}
-        self._async_clients: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, aioredis.Redis
-        ] = weakref.WeakKeyDictionary()
+        self._async = AsyncTwin(backend.client) if isinstance(backend, RedisBackend) else None
 
     @property
     def enabled(self) -> bool:
@@ -659,16 +657,11 @@ class Cache:
                 return copy
             generation = local.generation
         value: Any
-        if isinstance(backend, RedisBackend):
+        if self._async is not None:
             try:
-                value = await self._async_client(backend).get(full)
+                value = await self._async.get().get(full)
             except REDIS_ERRORS as exc:
-                self.stats["errors"] += 1
-                if self.breaker.failure():
-                    log.warning(
-                        "cache backend unavailable, serving from the database",
-                        extra={"cache_backend": backend.name, "error": f"{type(exc).__name__}"},
-                    )
+                self._backend_failed(backend, exc)
                 return None  # the synchronous path computes (the breaker is open now)
         else:
             value = backend.get(full)
@@ -678,14 +671,6 @@ class Cache:
         if local is not None:
             local.put(full, key, value, generation)
         return value
-
-    def _async_client(self, backend: RedisBackend) -> aioredis.Redis:
-        loop = asyncio.get_running_loop()
-        client = self._async_clients.get(loop)
-        if client is None:
-            client = async_redis_like(backend.client)
-            self._async_clients[loop] = client
-        return client
 
     # -- invalidation -------------------------------------------------------------------------
     def invalidate_tenant(self, tenant_id: uuid.UUID | str) -> int:
@@ -781,16 +766,20 @@ class Cache:
                 self._publish(Invalidation(everything=True))
             result = op(backend)
         except REDIS_ERRORS as exc:
-            self.stats["errors"] += 1
-            if self.breaker.failure():
-                log.warning(
-                    "cache backend unavailable, serving from the database",
-                    extra={"cache_backend": backend.name, "error": f"{type(exc).__name__}: {exc}"},
-                )
+            self._backend_failed(backend, exc)
             return default
         if self.breaker.success():
             log.info("cache backend available again", extra={"cache_backend": backend.name})
         return result
+
+    def _backend_failed(self, backend: Backend, exc: BaseException) -> None:
+        """Count the error and open the breaker; the opening is logged once."""
+        self.stats["errors"] += 1
+        if self.breaker.failure():
+            log.warning(
+                "cache backend unavailable, serving from the database",
+                extra={"cache_backend": backend.name, "error": f"{type(exc).__name__}: {exc}"},
+            )
 
 
 def async_redis_like(client: redis.Redis) -> aioredis.Redis:
@@ -802,6 +791,24 @@ def async_redis_like(client: redis.Redis) -> aioredis.Redis:
 
     kwargs = {k: v for k, v in client.connection_pool.connection_kwargs.items() if k != "retry"}
     return aioredis.Redis(**kwargs, retry=Retry(NoBackoff(), 0))
+
+
+class AsyncTwin:
+    """The asyncio counterpart of a synchronous client (``async_redis_like``), one per event
+    loop (test clients and server workers each run their own loop)."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self._per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def get(self) -> aioredis.Redis:
+        loop = asyncio.get_running_loop()
+        twin = self._per_loop.get(loop)
+        if twin is None:
+            twin = self._per_loop[loop] = async_redis_like(self.client)
+        return twin
 
 
 def redis_client(url: str, timeout_ms: int) -> redis.Redis:

@@ -19,21 +19,18 @@ process before the window ends are the only error, and only ever on the strict s
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import math
 import threading
 import time
-import weakref
 from dataclasses import dataclass
 from typing import Any
 
 import redis
-import redis.asyncio as aioredis
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from alquimista_ops.core.cache import REDIS_ERRORS, CircuitBreaker, async_redis_like
+from alquimista_ops.core.cache import REDIS_ERRORS, AsyncTwin, CircuitBreaker
 from alquimista_ops.core.errors import error_body
 from alquimista_ops.core.settings import Settings
 
@@ -85,48 +82,22 @@ class RateLimiter:
         self._leases: dict[str, _Lease] = {}
         self._lease_window = -1
         self._lock = threading.Lock()
-        self._async_clients: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, aioredis.Redis
-        ] = weakref.WeakKeyDictionary()
+        self._async = AsyncTwin(client) if client is not None else None
 
     @property
     def backend_name(self) -> str:
         return "redis" if self.client is not None else "memory"
 
-    def check(self, user: str | None, address: str | None, now: float | None = None) -> Verdict:
-        now = time.time() if now is None else now
-        window, retry_after, checks, keys = self._plan(user, address, now)
-        if not checks:
-            return Verdict(True)
-        for _attempt in range(LEASE_ATTEMPTS):
-            if self.client is None or not self.breaker.allow():
-                break
-            verdict = self._take(checks, keys, window, retry_after)
-            if verdict is not None:
-                return verdict
-            refills = self._refills(checks, keys, window)
-            try:
-                pipe = self.client.pipeline(transaction=False)
-                self._queue(pipe, refills)
-                counts = pipe.execute()
-            except REDIS_ERRORS as exc:
-                self._redis_failed(exc)
-                break
-            self.breaker.success()
-            self._refill(refills, counts)
-        else:
-            return Verdict(True)  # leases kept being taken by others: let this one through
-        return self._verdict(checks, self._local_incr(keys, window), retry_after)
-
     async def acheck(
         self, user: str | None, address: str | None, now: float | None = None
     ) -> Verdict:
-        """``check`` for the event loop: a refill's Redis round trip does not block it."""
+        """The verdict for one request of ``user`` from ``address``. With Redis, from this
+        process's leases (a refill's round trip is awaited); else counted in-process."""
         now = time.time() if now is None else now
         window, retry_after, checks, keys = self._plan(user, address, now)
         if not checks:
             return Verdict(True)
-        client = self._async_client()
+        client = self._async.get() if self._async is not None else None
         for _attempt in range(LEASE_ATTEMPTS):
             if client is None or not self.breaker.allow():
                 break
@@ -223,17 +194,6 @@ class RateLimiter:
             if count > limit:
                 return Verdict(False, kind, limit, retry_after)
         return Verdict(True)
-
-    def _async_client(self) -> aioredis.Redis | None:
-        """An asyncio client with the sync client's connection settings, one per event loop."""
-        if self.client is None:
-            return None
-        loop = asyncio.get_running_loop()
-        client = self._async_clients.get(loop)
-        if client is None:
-            client = async_redis_like(self.client)
-            self._async_clients[loop] = client
-        return client
 
     def _redis_failed(self, exc: BaseException) -> None:
         if self.breaker.failure():
