@@ -45,6 +45,7 @@ from alquimista_ops.core.schema import (
 from alquimista_ops.core.text import fold
 from alquimista_ops.demo import catalogue
 from alquimista_ops.tenants.cnpj import generate as generate_cnpj
+from alquimista_ops.usage.ingest import RAW_COLUMNS
 from alquimista_ops.usage.rollup import recompute_agent_counters, rollup_range
 from alquimista_ops.usage.totals import refresh_usage_totals
 
@@ -621,16 +622,6 @@ DAILY_COLUMNS = (
     "avg_response_time_ms",
     "total_tokens_used",
     "total_cost_usd",
-)
-RAW_COLUMNS = (
-    "request_id",
-    "tenant_id",
-    "agent_id",
-    "status",
-    "response_time_ms",
-    "tokens_used",
-    "created_at",
-    "day",
 )
 
 

@@ -298,7 +298,8 @@ def validate_batch(
 
 # -- insert ----------------------------------------------------------------------------------
 _TMP = "ingest_agent_requests"
-_COLUMNS = (
+# the columns of an agent_requests row as loaded (also by the demo seed)
+RAW_COLUMNS = (
     "request_id",
     "tenant_id",
     "agent_id",
@@ -322,7 +323,7 @@ def insert_rows(conn: Connection, rows: Sequence[Row]) -> int:
     if conn.dialect.name != "postgresql":
         result = conn.execute(
             sa.insert(agent_requests).prefix_with("OR IGNORE"),
-            [dict(zip(_COLUMNS, row, strict=True)) for row in rows],
+            [dict(zip(RAW_COLUMNS, row, strict=True)) for row in rows],
         )
         return int(result.rowcount or 0)
     driver = conn.connection.driver_connection
@@ -347,7 +348,7 @@ def insert_rows(conn: Connection, rows: Sequence[Row]) -> int:
             f"CREATE TEMPORARY TABLE {_TMP} (LIKE agent_requests INCLUDING DEFAULTS) ON COMMIT DROP"
         )
         _copy_rows(cur, _TMP, ordered)
-        columns = ", ".join(_COLUMNS)
+        columns = ", ".join(RAW_COLUMNS)
         cur.execute(
             f"INSERT INTO agent_requests ({columns}) SELECT {columns} FROM {_TMP} "
             "ON CONFLICT (request_id) DO NOTHING"
@@ -365,7 +366,7 @@ def _insert_sqlite(conn: Connection, rows: Sequence[Row]) -> int:
     cur = driver.cursor()
     try:
         cur.executemany(
-            f"INSERT OR IGNORE INTO agent_requests ({', '.join(_COLUMNS)}) "
+            f"INSERT OR IGNORE INTO agent_requests ({', '.join(RAW_COLUMNS)}) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 (
@@ -387,7 +388,7 @@ def _insert_sqlite(conn: Connection, rows: Sequence[Row]) -> int:
 
 
 def _copy_rows(cur: Any, table: str, rows: Sequence[Row]) -> None:
-    with cur.copy(f"COPY {table} ({', '.join(_COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy:
+    with cur.copy(f"COPY {table} ({', '.join(RAW_COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy:
         copy.set_types(_COPY_TYPES)
         for row in rows:
             copy.write_row(row)
