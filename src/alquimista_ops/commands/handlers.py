@@ -249,6 +249,18 @@ def _tenant(ctx: HandlerContext) -> Any:
     return row
 
 
+def _status_change(row: Any, status: str, changed: bool, reason: str) -> dict[str, Any]:
+    """The output of SUSPEND_TENANT / REACTIVATE_TENANT."""
+    return {
+        "tenant_id": str(row.id),
+        "tenant_name": row.name,
+        "previous_status": row.status,
+        "status": status,
+        "changed": changed,
+        "reason": reason,
+    }
+
+
 def suspend_tenant(ctx: HandlerContext) -> dict[str, Any]:
     row = _tenant(ctx)
     reason = str(ctx.command.parameters["reason"])
@@ -265,14 +277,7 @@ def suspend_tenant(ctx: HandlerContext) -> dict[str, Any]:
             description=reason,
         )
         ctx.invalidate(row.id)
-    return {
-        "tenant_id": str(row.id),
-        "tenant_name": row.name,
-        "previous_status": row.status,
-        "status": "suspended",
-        "changed": changed,
-        "reason": reason,
-    }
+    return _status_change(row, "suspended", changed, reason)
 
 
 def _pending_suspension_status(ctx: HandlerContext, tenant_id: uuid.UUID) -> str | None:
@@ -286,14 +291,7 @@ def reactivate_tenant(ctx: HandlerContext) -> dict[str, Any]:
     row = _tenant(ctx)
     reason = str(ctx.command.parameters["reason"])
     if row.status != "suspended":
-        return {
-            "tenant_id": str(row.id),
-            "tenant_name": row.name,
-            "previous_status": row.status,
-            "status": row.status,
-            "changed": False,
-            "reason": reason,
-        }
+        return _status_change(row, row.status, False, reason)
     # Back to what it was before the suspension (a trial stays a trial), active otherwise.
     before = _pending_suspension_status(ctx, row.id) or queries.last_suspension_previous_status(
         ctx.conn, row.id
@@ -310,14 +308,7 @@ def reactivate_tenant(ctx: HandlerContext) -> dict[str, Any]:
         description=reason,
     )
     ctx.invalidate(row.id)
-    return {
-        "tenant_id": str(row.id),
-        "tenant_name": row.name,
-        "previous_status": row.status,
-        "status": status,
-        "changed": True,
-        "reason": reason,
-    }
+    return _status_change(row, status, True, reason)
 
 
 def recompute_usage(ctx: HandlerContext) -> dict[str, Any]:
