@@ -118,6 +118,20 @@ def server_env(database_url: str, var_dir: str, **overrides: str) -> dict[str, s
     return env
 
 
+def app_token(app: Any, group: str, tenant_id: uuid.UUID | None = None) -> str:
+    """An id token of a made-up account of ``group``, signed by ``app``'s local provider."""
+    from alquimista_ops.auth.local_idp import LocalAccount
+
+    account = LocalAccount(
+        id=uuid.uuid4(),
+        email=f"bench-{group.lower()}@example.com",
+        full_name="Bench",
+        group_name=group,
+        tenant_id=tenant_id,
+    )
+    return str(app.state.runtime.idp.issue_tokens(account)["id_token"])
+
+
 def issue_tokens(env: dict[str, str]) -> dict[str, str]:
     """Id tokens of the demo accounts, signed by the key the server uses (same VAR_DIR)."""
     from alquimista_ops.auth.service import token_for_email

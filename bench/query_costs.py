@@ -19,7 +19,6 @@ import argparse
 import os
 import statistics
 import sys
-import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -27,24 +26,12 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from alquimista_ops.app import create_app
-from alquimista_ops.auth.local_idp import LocalAccount
 from alquimista_ops.core.clock import utctoday
 from alquimista_ops.core.settings import Settings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _serverkit import large_database
-
-
-def _token(app: Any, group: str, tenant_id: uuid.UUID | None = None) -> str:
-    account = LocalAccount(
-        id=uuid.uuid4(),
-        email=f"bench-{group.lower()}@example.com",
-        full_name="Bench",
-        group_name=group,
-        tenant_id=tenant_id,
-    )
-    return str(app.state.runtime.idp.issue_tokens(account)["id_token"])
+from _serverkit import app_token, large_database
 
 
 def _last_days(days: int) -> str:
@@ -126,7 +113,7 @@ def measure(args: argparse.Namespace) -> int:
         def _record(_c: Any, _cur: Any, statement: str, params: Any, _ctx: Any, _m: bool) -> None:
             captured.append((statement, params))
 
-        admin = {"Authorization": f"Bearer {_token(app, 'INTERNAL_ADMIN')}"}
+        admin = {"Authorization": f"Bearer {app_token(app, 'INTERNAL_ADMIN')}"}
         first = client.get(
             "/internal/tenants?limit=1&sort_by=mrr_estimate&sort_order=desc", headers=admin
         )

@@ -19,24 +19,15 @@ import statistics
 import sys
 import time
 import uuid
-from typing import Any
 
 from fastapi.testclient import TestClient
 
 from alquimista_ops.app import create_app
-from alquimista_ops.auth.local_idp import LocalAccount
 from alquimista_ops.core.settings import Settings
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-def _token(app: Any, group: str, tenant_id: uuid.UUID | None = None) -> str:
-    account = LocalAccount(
-        id=uuid.uuid4(),
-        email=f"bench-{group.lower()}@example.com",
-        full_name="Bench",
-        group_name=group,
-        tenant_id=tenant_id,
-    )
-    return str(app.state.runtime.idp.issue_tokens(account)["id_token"])
+from _serverkit import app_token
 
 
 def _routes(client: TestClient, admin: dict[str, str]) -> list[tuple[str, str]]:
@@ -112,7 +103,7 @@ def main() -> int:
     ):
         app = create_app(Settings(**base, **extra))  # type: ignore[arg-type]
         with TestClient(app) as client:
-            admin = {"Authorization": f"Bearer {_token(app, 'INTERNAL_ADMIN')}"}
+            admin = {"Authorization": f"Bearer {app_token(app, 'INTERNAL_ADMIN')}"}
             for name, url in _routes(client, admin):
                 results.setdefault(name, {})[mode] = _measure(client, url, admin, args.requests)
             if mode == "on":
