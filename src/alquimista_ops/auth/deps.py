@@ -125,7 +125,6 @@ class TenantScope:
 
     tenant_id: uuid.UUID
     principal: Principal
-    tenant_status: str
 
 
 def _requested_tenant(principal: Principal, requested: uuid.UUID | None) -> uuid.UUID:
@@ -150,7 +149,7 @@ def _scope_of(principal: Principal, tenant_id: uuid.UUID, status: str | None) ->
     if status == "suspended" and not principal.is_internal:
         raise Forbidden("Your company's account is suspended", code="TENANT_SUSPENDED")
     tenant_id_var.set(str(tenant_id))
-    return TenantScope(tenant_id=tenant_id, principal=principal, tenant_status=status)
+    return TenantScope(tenant_id=tenant_id, principal=principal)
 
 
 def tenant_status(conn: Connection, tenant_id: uuid.UUID) -> str | None:
