@@ -16,6 +16,7 @@ from alquimista_ops.billing.api import router as billing_router
 from alquimista_ops.commands.api import router as commands_router
 from alquimista_ops.commands.inprocess import start_inprocess_worker, stop_inprocess_worker
 from alquimista_ops.commands.runtime_hooks import store_for
+from alquimista_ops.core.deps import async_reads
 from alquimista_ops.core.errors import install_error_handlers
 from alquimista_ops.core.health import router as health_router
 from alquimista_ops.core.logging import configure_logging
@@ -67,7 +68,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         # it out of the collector's full passes (profiled: those paused every request).
         gc.collect()
         gc.freeze()
-        yield
+        async with async_reads(runtime.settings, runtime.engine):
+            yield
         stop_inprocess_worker(runtime, command_worker)
         if owns_runtime:
             runtime.close()

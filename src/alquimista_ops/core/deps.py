@@ -25,9 +25,12 @@ from typing import Annotated, Any, TypeVar, cast
 
 from fastapi import Depends, Request
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.concurrency import run_in_threadpool
 
+from alquimista_ops.core.db import create_async_read_engine
 from alquimista_ops.core.runtime import Runtime
+from alquimista_ops.core.settings import Settings
 
 T = TypeVar("T")
 
@@ -154,8 +157,42 @@ def run_read(engine: Engine, fn: Callable[[Connection], T]) -> T:
         return fn(conn)
 
 
+_async_readers: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[int, AsyncEngine]
+] = weakref.WeakKeyDictionary()
+
+
+@asynccontextmanager
+async def async_reads(settings: Settings, engine: Engine) -> AsyncIterator[None]:
+    """While open, ``read_db`` on ``engine`` from this event loop runs on the event loop
+    (``core.db.create_async_read_engine``; PostgreSQL only). The server's lifespan opens it;
+    elsewhere (CLI, Lambda, test clients without a lifespan) reads take the thread pool."""
+    if engine.dialect.name != "postgresql" or not settings.db_async_reads:
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    async_engine = create_async_read_engine(settings, engine)
+    _async_readers.setdefault(loop, {})[id(engine)] = async_engine
+    try:
+        yield
+    finally:
+        _async_readers.get(loop, {}).pop(id(engine), None)
+        await async_engine.dispose()
+
+
+def _async_reader(engine: Engine) -> AsyncEngine | None:
+    per_loop = _async_readers.get(asyncio.get_running_loop())
+    return per_loop.get(id(engine)) if per_loop else None
+
+
 async def read_db(engine: Engine, fn: Callable[[Connection], T]) -> T:
-    """``fn(conn)`` in the thread pool on a read connection taken through the gate."""
+    """``fn(conn)`` on a read connection: on the event loop where ``async_reads`` is open
+    (``fn`` runs unchanged on SQLAlchemy's synchronous facade of the async connection), else
+    in the thread pool through the gate."""
+    async_engine = _async_reader(engine)
+    if async_engine is not None:
+        async with async_engine.connect() as conn:
+            return await conn.run_sync(fn)
     async with connection_gate(engine):
         return await run_in_threadpool(run_read, engine, fn)
 

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 from starlette.concurrency import run_in_threadpool
 
 from alquimista_ops.core.cache import Cache, CacheKey
-from alquimista_ops.core.deps import connection_gate, run_read
+from alquimista_ops.core.deps import connection_gate, read_db, run_read
 from alquimista_ops.core.response_memo import note_cached_value
 
 
@@ -57,6 +57,9 @@ async def cached_value(
     found = await cache.aget(key)
     if found is not None:
         value, hit = found, True
+    elif cache.backend is None:  # the cache is off: nothing to share a flight with
+        cache.stats["misses"] += 1
+        value, hit = await read_db(engine, produce), False
     else:
         async with connection_gate(engine):
             value, hit = await run_in_threadpool(
