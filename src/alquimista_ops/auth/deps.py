@@ -152,10 +152,11 @@ def _scope_of(principal: Principal, tenant_id: uuid.UUID, status: str | None) ->
     return TenantScope(tenant_id=tenant_id, principal=principal)
 
 
+_TENANT_STATUS = sa.select(tenants.c.status).where(tenants.c.id == sa.bindparam("tenant_id"))
+
+
 def tenant_status(conn: Connection, tenant_id: uuid.UUID) -> str | None:
-    return conn.execute(
-        sa.select(tenants.c.status).where(tenants.c.id == tenant_id)
-    ).scalar_one_or_none()
+    return conn.execute(_TENANT_STATUS, {"tenant_id": tenant_id}).scalar_one_or_none()
 
 
 def resolve_tenant_scope(

@@ -29,10 +29,9 @@ def tenant_fields(row: Any) -> dict[str, Any]:
 
 
 def tenant_me(conn: Connection, scope: TenantScope) -> dict[str, Any]:
-    row = queries.tenant_with_plan(conn, scope.tenant_id)
+    row = queries.tenant_overview(conn, scope.tenant_id, utctoday().replace(day=1))
     if row is None:
         raise NotFound("Tenant not found")
-    counts = queries.tenant_usage_counts(conn, scope.tenant_id, utctoday().replace(day=1))
     return {
         **tenant_fields(row),
         "limits": {
@@ -41,8 +40,8 @@ def tenant_me(conn: Connection, scope: TenantScope) -> dict[str, Any]:
             "max_requests_per_month": row.max_requests_per_month,
         },
         "usage": {
-            "active_agents": int(counts.active_agents),
-            "active_users": int(counts.active_users),
-            "requests_this_month": int(counts.requests_this_month),
+            "active_agents": int(row.active_agents),
+            "active_users": int(row.active_users),
+            "requests_this_month": int(row.requests_since),
         },
     }
