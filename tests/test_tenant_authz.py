@@ -18,9 +18,11 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
+from alquimista_ops.app import create_app
+from alquimista_ops.core.runtime import build_runtime
 from alquimista_ops.core.schema import GROUPS
 from alquimista_ops.demo.seed import SeedReport
-from tests.conftest import SEED_TODAY, auth
+from tests.conftest import SEED_TODAY, auth, make_settings
 
 TENANT_ROUTES = (
     "/tenant/me",
@@ -55,6 +57,23 @@ class Tenants:
     def __init__(self, home: uuid.UUID, other: uuid.UUID) -> None:
         self.home = home
         self.other = other
+
+
+@pytest.fixture(scope="module")
+def cache_off_client(var_dir: Any, pg_database: str, engine: Engine) -> Iterator[TestClient]:
+    """The app with the read cache off (same signing key as ``client``): the tenant's status is
+    then checked on the answer's own connection (``auth.deps.TenantRead.status_checked``)."""
+    settings = make_settings(var_dir, pg_database, CACHE_ENABLED="false")
+    with TestClient(create_app(runtime=build_runtime(settings, engine))) as test_client:
+        yield test_client
+
+
+@pytest.fixture(params=["cache_on", "cache_off"])
+def any_client(request: pytest.FixtureRequest, client: TestClient) -> TestClient:
+    if request.param == "cache_off":
+        off: TestClient = request.getfixturevalue("cache_off_client")
+        return off
+    return client
 
 
 @pytest.fixture(scope="module")
@@ -171,7 +190,7 @@ def test_access_matrix(
 
 
 def test_suspended_tenant_is_403_for_its_users_only(
-    client: TestClient,
+    any_client: TestClient,
     engine: Engine,
     runtime: Any,
     token_for: Any,
@@ -195,15 +214,15 @@ def test_suspended_tenant_is_403_for_its_users_only(
     try:
         for route in TENANT_ROUTES:
             for group in ("TENANT_ADMIN", "TENANT_USER"):
-                response = client.get(route, headers=auth(token_for(group, other)))
+                response = any_client.get(route, headers=auth(token_for(group, other)))
                 assert response.status_code == 403, response.text
                 assert response.json()["error"] == "TENANT_SUSPENDED"
             for group in ("INTERNAL_ADMIN", "INTERNAL_SUPPORT"):
-                response = client.get(
+                response = any_client.get(
                     route, params={"tenant_id": str(other)}, headers=auth(token_for(group))
                 )
                 assert response.status_code == 200, response.text
-        me = client.get(
+        me = any_client.get(
             "/tenant/me",
             params={"tenant_id": str(other)},
             headers=auth(token_for("INTERNAL_ADMIN")),
@@ -222,8 +241,9 @@ def test_suspended_tenant_is_403_for_its_users_only(
 
 @pytest.mark.parametrize("route", TENANT_ROUTES)
 def test_unknown_tenant(
-    client: TestClient, demo_data: SeedReport, token_for: Any, route: str
+    any_client: TestClient, demo_data: SeedReport, token_for: Any, route: str
 ) -> None:
+    client = any_client
     missing = uuid.uuid4()
     for group in ("INTERNAL_ADMIN", "INTERNAL_SUPPORT"):
         response = client.get(

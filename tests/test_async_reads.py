@@ -1,0 +1,150 @@
+"""Reads on the event loop (``core.deps.async_reads`` / ``read_db``): where they run, on which
+connection, and that the server's lifespan opens and closes them."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Connection, Engine
+
+from alquimista_ops.app import create_app
+from alquimista_ops.core import deps
+from alquimista_ops.core.db import create_db_engine
+from alquimista_ops.core.runtime import build_runtime
+from alquimista_ops.core.settings import Settings
+from alquimista_ops.demo.seed import SeedReport
+from tests.conftest import auth, issue_token, make_settings
+
+
+def _where(conn: Connection) -> tuple[int, bool, str, int]:
+    """(thread, autocommit, search_path, tenants) as seen by a read function."""
+    return (
+        threading.get_ident(),
+        bool(conn.connection.dbapi_connection.autocommit),  # type: ignore[union-attr]
+        str(conn.exec_driver_sql("SHOW search_path").scalar()),
+        int(conn.execute(sa.text("SELECT count(*) FROM tenants")).scalar_one()),
+    )
+
+
+def test_reads_run_on_the_event_loop_while_open(
+    settings: Settings, engine: Engine, demo_data: SeedReport
+) -> None:
+    with engine.connect() as conn:
+        expected = int(conn.execute(sa.text("SELECT count(*) FROM tenants")).scalar_one())
+    assert expected > 0
+
+    async def scenario() -> tuple[tuple[int, bool, str, int], tuple[int, bool, str, int], int]:
+        loop_thread = threading.get_ident()
+        async with deps.async_reads(settings, engine):
+            inside = await deps.read_db(engine, _where)
+        after = await deps.read_db(engine, _where)
+        return inside, after, loop_thread
+
+    inside, after, loop_thread = asyncio.run(scenario())
+    thread, autocommit, search_path, count = inside
+    assert thread == loop_thread  # no thread-pool hop
+    assert autocommit  # no BEGIN/COMMIT round trips
+    assert f'"{settings.db_schema}"' in search_path or settings.db_schema in search_path
+    assert count == expected
+    # closed: the thread pool again, same answer
+    assert after[0] != loop_thread
+    assert after[3] == expected
+
+
+def test_async_reads_belong_to_the_loop_that_opened_them(
+    settings: Settings, engine: Engine, demo_data: SeedReport
+) -> None:
+    """Another event loop (another test client, another worker) reads through the thread pool."""
+    opened = threading.Event()
+    release = threading.Event()
+
+    async def hold() -> None:
+        async with deps.async_reads(settings, engine):
+            opened.set()
+            while not release.is_set():
+                await asyncio.sleep(0.01)
+
+    holder = threading.Thread(target=asyncio.run, args=(hold(),))
+    holder.start()
+    try:
+        assert opened.wait(10)
+
+        async def elsewhere() -> tuple[int, int]:
+            return threading.get_ident(), (await deps.read_db(engine, _where))[0]
+
+        loop_thread, read_thread = asyncio.run(elsewhere())
+        assert read_thread != loop_thread
+    finally:
+        release.set()
+        holder.join(10)
+
+
+def test_sqlite_keeps_the_thread_pool(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'reads.db'}")
+    sqlite = create_db_engine(settings)
+    try:
+
+        async def scenario() -> tuple[int, int]:
+            async with deps.async_reads(settings, sqlite):
+                thread = await deps.read_db(
+                    sqlite,
+                    lambda conn: (threading.get_ident(), conn.exec_driver_sql("SELECT 1"))[0],
+                )
+            return threading.get_ident(), thread
+
+        loop_thread, read_thread = asyncio.run(scenario())
+        assert read_thread != loop_thread
+    finally:
+        sqlite.dispose()
+
+
+def test_cache_off_reads_through_the_server_lifespan(
+    tmp_path: Path, pg_database: str, engine: Engine, demo_data: SeedReport
+) -> None:
+    """With the cache off, a tenant read (status check and answer) runs on the event loop's
+    engine, and the engine is disposed when the app stops."""
+    settings = make_settings(tmp_path, pg_database, CACHE_ENABLED="false")
+    app = create_app(runtime=build_runtime(settings, engine))
+    headers = auth(issue_token(app.state.runtime, "INTERNAL_ADMIN"))
+    url = f"/tenant/me?tenant_id={demo_data.demo_tenant_id}"
+
+    def readers() -> set[int]:  # other clients of the session may have theirs open
+        return {
+            id(reader)
+            for per_loop in deps._async_readers.values()
+            for key, reader in per_loop.items()
+            if key == id(engine)
+        }
+
+    before = readers()
+    with TestClient(app) as client:
+        response = client.get(url, headers=headers)
+        assert response.status_code == 200, response.text
+        assert response.headers["x-cache"] == "MISS"
+        assert response.json()["id"] == str(demo_data.demo_tenant_id)
+        opened = [
+            reader
+            for per_loop in deps._async_readers.values()
+            for key, reader in per_loop.items()
+            if key == id(engine) and id(reader) not in before
+        ]
+        assert len(opened) == 1
+        assert opened[0].sync_engine.pool.checkedout() == 0  # returned after the request
+    assert readers() == before
+
+
+def test_async_reads_can_be_turned_off(
+    tmp_path: Path, pg_database: str, engine: Engine, demo_data: SeedReport
+) -> None:
+    settings = make_settings(tmp_path, pg_database, DB_ASYNC_READS="false")
+
+    async def scenario() -> tuple[int, int]:
+        async with deps.async_reads(settings, engine):
+            return threading.get_ident(), (await deps.read_db(engine, _where))[0]
+
+    loop_thread, read_thread = asyncio.run(scenario())
+    assert read_thread != loop_thread
