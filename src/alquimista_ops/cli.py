@@ -17,7 +17,7 @@ from alquimista_ops.core import migrate
 from alquimista_ops.core.cache import build_cache
 from alquimista_ops.core.db import create_db_engine
 from alquimista_ops.core.errors import AppError
-from alquimista_ops.core.settings import get_settings
+from alquimista_ops.core.settings import get_settings, resolve_database_url
 from alquimista_ops.usage import cli as usage_cli
 
 app = typer.Typer(help="AlquimistaAI Operational Dashboard", no_args_is_help=True)
@@ -243,14 +243,23 @@ def token(
 def serve(
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8000,
-    workers: Annotated[int, typer.Option(help="Server worker processes")] = 1,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Server worker processes (default: WEB_CONCURRENCY, else one per CPU on "
+            "PostgreSQL and one on SQLite)",
+            min=1,
+        ),
+    ] = None,
 ) -> None:
     """Serve the API and dashboard with a production ASGI server."""
     from alquimista_ops.core.logging import configure_logging
-    from alquimista_ops.core.server import run_server
+    from alquimista_ops.core.server import default_workers, run_server
 
     settings = get_settings()
     configure_logging(settings.log_level)
+    if workers is None:
+        workers = default_workers(resolve_database_url(settings))
     run_server(
         "alquimista_ops.app:create_production_app",
         factory=True,

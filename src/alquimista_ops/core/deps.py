@@ -157,9 +157,9 @@ def run_read(engine: Engine, fn: Callable[[Connection], T]) -> T:
         return fn(conn)
 
 
-_async_readers: weakref.WeakKeyDictionary[
-    asyncio.AbstractEventLoop, dict[int, AsyncEngine]
-] = weakref.WeakKeyDictionary()
+_async_readers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, AsyncEngine]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 @asynccontextmanager
