@@ -19,7 +19,8 @@ Environment (all optional):
   BENCH_LOAD=0                     skip this benchmark
   BENCH_LOAD_SECONDS (8)           duration of each measurement
   BENCH_LOAD_CONCURRENCY (64)      open connections of the load generator
-  BENCH_LOAD_WORKERS (1)           server worker processes (both servers)
+  BENCH_LOAD_WORKERS               server worker processes (both servers); default: what
+                                   `serve` starts on PostgreSQL (WEB_CONCURRENCY, else one per CPU)
   BENCH_LOAD_THREADS (2)           load-generator threads
   BENCH_LOAD_PORT (8090)           application port; the bare apps use the next two
   BENCH_LOAD_PAGES=0               leave the HTML pages out of the cache-off table
@@ -51,6 +52,8 @@ from _serverkit import (
     server_env,
     wrk_available,
 )
+
+from alquimista_ops.core.server import default_workers
 
 CACHED_RATIO_TARGET = 0.5
 P99_TARGET_MS = 100.0
@@ -89,7 +92,7 @@ def main() -> int:
         return 0
     seconds = env_int("BENCH_LOAD_SECONDS", 8)
     connections = env_int("BENCH_LOAD_CONCURRENCY", 64)
-    workers = env_int("BENCH_LOAD_WORKERS", 1)
+    workers = env_int("BENCH_LOAD_WORKERS", default_workers("postgresql"))
     threads = env_int("BENCH_LOAD_THREADS", 2)
     port = env_int("BENCH_LOAD_PORT", 8090)
     with_pages = env_flag("BENCH_LOAD_PAGES")

@@ -16,7 +16,7 @@ Environment (all optional):
   BENCH_SOAK_SECONDS (600)     duration (make bench runs the full 10 minutes unless set)
   BENCH_SOAK_SAMPLE (15)       seconds between memory samples
   BENCH_SOAK_CONCURRENCY (64)  connections
-  BENCH_LOAD_WORKERS (1)       server workers
+  BENCH_LOAD_WORKERS           server workers (default: as `serve` on PostgreSQL, one per CPU)
   BENCH_SOAK_PORT (8095)
   BENCH_LARGE_DATABASE_URL     reuse a seeded database (see _serverkit.large_database)
 """
@@ -46,6 +46,8 @@ from _serverkit import (
     wrk_available,
 )
 
+from alquimista_ops.core.server import default_workers
+
 RSS_TARGET_MB = 200.0
 
 
@@ -72,7 +74,7 @@ def main() -> int:
     seconds = env_int("BENCH_SOAK_SECONDS", 600)
     sample = env_int("BENCH_SOAK_SAMPLE", 15)
     connections = env_int("BENCH_SOAK_CONCURRENCY", 64)
-    workers = env_int("BENCH_LOAD_WORKERS", 1)
+    workers = env_int("BENCH_LOAD_WORKERS", default_workers("postgresql"))
     port = env_int("BENCH_SOAK_PORT", 8095)
     print(f"soak: {seconds} s, concurrency {connections}, {workers} worker(s)", flush=True)
     with large_database() as database_url, tempfile.TemporaryDirectory() as var_dir:
