@@ -4,7 +4,10 @@ very same options, so the two are measured under the same server settings."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from typing import Any
 
 # httptools and uvloop come with uvicorn[standard]; naming them makes a missing one an error
@@ -22,6 +25,8 @@ SERVER_OPTIONS: dict[str, Any] = {
 def run_server(target: str, *, factory: bool, host: str, port: int, workers: int) -> None:
     import uvicorn
 
+    if workers > 1:
+        shared_metrics_dir()
     uvicorn.run(target, factory=factory, host=host, port=port, workers=workers, **SERVER_OPTIONS)
 
 
@@ -36,3 +41,16 @@ def default_workers(database_url: str) -> int:
     if database_url.startswith("sqlite"):
         return 1
     return max(1, os.cpu_count() or 1)
+
+
+def shared_metrics_dir() -> str:
+    """``PROMETHEUS_MULTIPROC_DIR`` for the workers about to be started: the configured one, else
+    a new empty directory removed at exit. Then ``GET /metrics`` sums the request series of
+    every worker, whichever answers (``observability.metrics``)."""
+    configured = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if configured:
+        return configured
+    directory = tempfile.mkdtemp(prefix="opdash-metrics-")
+    atexit.register(shutil.rmtree, directory, True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory  # the workers inherit it
+    return directory

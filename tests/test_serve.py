@@ -1,0 +1,103 @@
+"""``alquimista-ops serve`` as production runs it: worker count, and metrics over workers."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from alquimista_ops.core.server import default_workers
+from tests.conftest import TEST_REDIS_URL, free_port
+
+METRICS_TOKEN = "serve-test-metrics-token-0123456789"
+
+
+def test_default_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WEB_CONCURRENCY", raising=False)
+    assert default_workers("postgresql+psycopg://x@h/db") == (os.cpu_count() or 1)
+    assert default_workers("sqlite:///var/alquimista.db") == 1
+    monkeypatch.setenv("WEB_CONCURRENCY", "3")
+    assert default_workers("postgresql+psycopg://x@h/db") == 3
+    assert default_workers("sqlite:///var/alquimista.db") == 3
+
+
+@pytest.fixture
+def two_workers(pg_database: str, tmp_path: Path) -> Iterator[str]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "ENV": "test",
+        "DATABASE_URL": pg_database,
+        "VAR_DIR": str(tmp_path),
+        "REDIS_URL": TEST_REDIS_URL,
+        "CACHE_PREFIX": f"opdash-serve-{port}",
+        "LOG_LEVEL": "WARNING",
+        "METRICS_TOKEN": METRICS_TOKEN,
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    cli = Path(sys.executable).with_name("alquimista-ops")
+    process = subprocess.Popen(
+        [str(cli), "serve", "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert process.poll() is None, "serve exited"
+            assert time.monotonic() < deadline, "serve did not answer"
+            time.sleep(0.2)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def _health_requests(metrics: str) -> float:
+    pattern = re.compile(
+        r'^opdash_http_requests_total\{(?=[^}]*route="/health")(?=[^}]*status="200")[^}]*\}'
+        r" ([0-9.e+]+)$",
+        re.MULTILINE,
+    )
+    return sum(float(value) for value in pattern.findall(metrics))
+
+
+def test_metrics_add_up_over_the_workers(two_workers: str) -> None:
+    """Every worker records into the shared directory ``serve`` sets up, so whichever worker
+    answers the scrape reports the requests of both."""
+    before = None
+    for _ in range(3):  # the readiness polls above also count: read the starting figure
+        response = httpx.get(
+            f"{two_workers}/metrics",
+            headers={"Authorization": f"Bearer {METRICS_TOKEN}"},
+            timeout=10,
+        )
+        assert response.status_code == 200, response.text
+        figure = _health_requests(response.text)
+        assert before is None or figure == before
+        before = figure
+    assert before is not None
+    sent = 60
+    for _ in range(sent):  # a new connection each time: the kernel spreads them over workers
+        assert httpx.get(f"{two_workers}/health", timeout=10).status_code == 200
+    for _ in range(5):
+        response = httpx.get(
+            f"{two_workers}/metrics",
+            headers={"Authorization": f"Bearer {METRICS_TOKEN}"},
+            timeout=10,
+        )
+        assert _health_requests(response.text) == before + sent
