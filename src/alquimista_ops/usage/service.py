@@ -5,14 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from alquimista_ops.auth.deps import TenantScope
 from alquimista_ops.core.errors import NotFound
 from alquimista_ops.core.numbers import rate, weighted_avg
 from alquimista_ops.core.params import Period
-from alquimista_ops.core.schema import tenant_agents
 from alquimista_ops.usage import queries
 
 
@@ -29,13 +27,23 @@ def measures(row: Any) -> dict[str, Any]:
     }
 
 
+_ZERO: dict[str, Any] = {
+    "total_requests": 0,
+    "successful_requests": 0,
+    "failed_requests": 0,
+    "success_rate": 0.0,
+    "avg_response_time_ms": 0.0,
+    "total_tokens": 0,
+    "total_cost_usd": 0.0,
+}
+
+
+def zero_measures() -> dict[str, Any]:
+    return dict(_ZERO)
+
+
 def _ensure_tenant_agent(conn: Connection, tenant_id: uuid.UUID, agent_id: uuid.UUID) -> None:
-    found = conn.execute(
-        sa.select(tenant_agents.c.id).where(
-            tenant_agents.c.tenant_id == tenant_id, tenant_agents.c.agent_id == agent_id
-        )
-    ).first()
-    if not found:
+    if not queries.tenant_has_agent(conn, tenant_id, agent_id):
         raise NotFound(f"Agent {agent_id} not found for this tenant", details={"field": "agent_id"})
 
 
@@ -44,13 +52,14 @@ def tenant_usage(
 ) -> dict[str, Any]:
     if agent_id is not None:
         _ensure_tenant_agent(conn, scope.tenant_id, agent_id)
-    args = (conn, scope.tenant_id, period.start, period.end, agent_id)
-    summary = queries.usage_summary(*args)
-    by_day = {row.date: row for row in queries.usage_by_day(*args)}
+    summary, days, per_agent = queries.usage_report(
+        conn, scope.tenant_id, period.start, period.end, agent_id
+    )
+    by_day = {row.date: row for row in days}
     daily = []
     for day in period.dates():
         row = by_day.get(day)
-        daily.append({"date": day, **(measures(row) if row else zero_measures())})
+        daily.append({"date": day, **(measures(row) if row else _ZERO)})
     return {
         "period": period.as_dict(),
         "summary": measures(summary),
@@ -62,18 +71,6 @@ def tenant_usage(
                 "display_name": row.display_name,
                 **measures(row),
             }
-            for row in queries.usage_by_agent(*args)
+            for row in per_agent
         ],
-    }
-
-
-def zero_measures() -> dict[str, Any]:
-    return {
-        "total_requests": 0,
-        "successful_requests": 0,
-        "failed_requests": 0,
-        "success_rate": 0.0,
-        "avg_response_time_ms": 0.0,
-        "total_tokens": 0,
-        "total_cost_usd": 0.0,
     }
