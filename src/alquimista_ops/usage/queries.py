@@ -26,15 +26,21 @@ _ZERO: sa.ColumnElement[int] = sa.literal_column("0", sa.Integer())
 
 def _measures() -> list[sa.ColumnElement[Any]]:
     return [
-        sa.func.coalesce(sa.func.sum(u.c.total_requests), _ZERO).label("total_requests"),
-        sa.func.coalesce(sa.func.sum(u.c.successful_requests), _ZERO).label("successful_requests"),
-        sa.func.coalesce(sa.func.sum(u.c.failed_requests), _ZERO).label("failed_requests"),
+        _count(u.c.total_requests).label("total_requests"),
+        _count(u.c.successful_requests).label("successful_requests"),
+        _count(u.c.failed_requests).label("failed_requests"),
         sa.func.coalesce(sa.func.sum(u.c.avg_response_time_ms * u.c.total_requests), _ZERO).label(
             "weighted_response_ms"
         ),
-        sa.func.coalesce(sa.func.sum(u.c.total_tokens_used), _ZERO).label("total_tokens"),
+        _count(u.c.total_tokens_used).label("total_tokens"),
         sa.func.coalesce(sa.func.sum(u.c.total_cost_usd), _ZERO).label("total_cost_usd"),
     ]
+
+
+def _count(column: sa.ColumnElement[int]) -> sa.ColumnElement[int]:
+    """The sum of an integer column as a BIGINT (PostgreSQL's SUM of a BIGINT is a NUMERIC,
+    read as a Decimal)."""
+    return sa.cast(sa.func.coalesce(sa.func.sum(column), _ZERO), sa.BigInteger())
 
 
 def _scope(by_agent: bool) -> list[Any]:
@@ -109,6 +115,7 @@ def tenant_has_agent(conn: Connection, tenant_id: uuid.UUID, agent_id: uuid.UUID
 
 # -- the usage report: summary, days and agents in one statement -----------------------------
 SUMMARY, DAY, AGENT = 0, 1, 2
+REPORT_MEASURES = 5  # the report's columns: kind, date, agent_id, name, display_name, measures
 
 
 @cache
