@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import uuid
+from datetime import date
+from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from alquimista_ops.core.schema import agents, tenant_agents
+from alquimista_ops.usage.queries import agent_usage_subquery
 
 
-def tenant_agent_rows(conn: Connection, tenant_id: uuid.UUID, status: str | None) -> list[Any]:
+@cache
+def _agents_with_usage_stmt(by_status: bool) -> sa.Select[Any]:
+    usage = agent_usage_subquery()
     query = (
         sa.select(
             agents.c.id,
@@ -20,11 +25,30 @@ def tenant_agent_rows(conn: Connection, tenant_id: uuid.UUID, status: str | None
             agents.c.category,
             tenant_agents.c.status,
             tenant_agents.c.activated_at,
+            # NULL when the agent has no usage in the period
+            usage.c.total_requests,
+            usage.c.successful_requests,
+            usage.c.weighted_response_ms,
         )
-        .select_from(tenant_agents.join(agents, agents.c.id == tenant_agents.c.agent_id))
-        .where(tenant_agents.c.tenant_id == tenant_id)
+        .select_from(
+            tenant_agents.join(agents, agents.c.id == tenant_agents.c.agent_id).outerjoin(
+                usage, usage.c.agent_id == agents.c.id
+            )
+        )
+        .where(tenant_agents.c.tenant_id == sa.bindparam("tid"))
         .order_by(agents.c.display_name)
     )
+    if by_status:
+        query = query.where(tenant_agents.c.status == sa.bindparam("status"))
+    return query
+
+
+def tenant_agents_with_usage(
+    conn: Connection, tenant_id: uuid.UUID, status: str | None, start: date, end: date
+) -> list[Any]:
+    """The tenant's agents (optionally of one status) by display name, each with its usage
+    over ``start..end`` (the usage columns are NULL for an agent without usage then)."""
+    params: dict[str, Any] = {"tid": tenant_id, "start": start, "end": end}
     if status is not None:
-        query = query.where(tenant_agents.c.status == status)
-    return list(conn.execute(query))
+        params["status"] = status
+    return list(conn.execute(_agents_with_usage_stmt(status is not None), params))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -10,14 +11,59 @@ from sqlalchemy.engine import Connection
 
 from alquimista_ops.core.schema import operational_events as ev
 from alquimista_ops.core.schema import tenants
+from alquimista_ops.core.types import UTCDateTime, UUIDType
 
 INCIDENT_SEVERITIES = ("warning", "error", "critical")
+
+# Rendered as literals: an IN of bound values would be expanded on every execution.
+_IS_INCIDENT = ev.c.severity.in_([sa.literal_column(f"'{s}'") for s in INCIDENT_SEVERITIES])
+
+_PAGE_COLUMNS = (
+    ev.c.id,
+    ev.c.tenant_id,
+    ev.c.severity,
+    ev.c.title,
+    ev.c.description,
+    ev.c.event_category,
+    ev.c.created_at,
+    ev.c.resolved_at,
+)
+_ORDER = (ev.c.created_at.desc(), ev.c.id)
+
+
+def _counter_columns(total_filter: list[Any] | None) -> list[sa.ColumnElement[Any]]:
+    count = sa.func.count()
+    return [
+        (count.filter(*total_filter) if total_filter else count).label("total"),
+        sa.func.count().filter(ev.c.resolved_at.is_(None)).label("open"),
+        sa.func.count().filter(ev.c.resolved_at.is_not(None)).label("resolved"),
+        sa.func.count()
+        .filter(ev.c.resolved_at.is_(None), ev.c.severity == "critical")
+        .label("critical_open"),
+    ]
+
+
+def _status(status: str) -> str:
+    """open, resolved or all (anything else): the statement shapes stay bounded."""
+    return status if status in ("open", "resolved") else "all"
+
+
+def _filters(status: str, by_severity: bool) -> list[Any]:
+    """The status/severity conditions (``severity`` bound) on top of the incident ones."""
+    conditions: list[Any] = []
+    if status == "open":
+        conditions.append(ev.c.resolved_at.is_(None))
+    elif status == "resolved":
+        conditions.append(ev.c.resolved_at.is_not(None))
+    if by_severity:
+        conditions.append(ev.c.severity == sa.bindparam("severity"))
+    return conditions
 
 
 def incident_conditions(
     tenant_id: uuid.UUID | None, status: str, severity: str | None
 ) -> list[Any]:
-    conditions: list[Any] = [ev.c.severity.in_(INCIDENT_SEVERITIES)]
+    conditions: list[Any] = [_IS_INCIDENT]
     if tenant_id is not None:
         conditions.append(ev.c.tenant_id == tenant_id)
     if status == "open":
@@ -33,55 +79,106 @@ def incident_page(
     conn: Connection, conditions: list[Any], limit: int, offset: int
 ) -> tuple[list[Any], int]:
     rows = conn.execute(
-        sa.select(
-            ev.c.id,
-            ev.c.tenant_id,
-            ev.c.severity,
-            ev.c.title,
-            ev.c.description,
-            ev.c.event_category,
-            ev.c.created_at,
-            ev.c.resolved_at,
-        )
-        .where(*conditions)
-        .order_by(ev.c.created_at.desc(), ev.c.id)
-        .limit(limit)
-        .offset(offset)
+        sa.select(*_PAGE_COLUMNS).where(*conditions).order_by(*_ORDER).limit(limit).offset(offset)
     ).all()
     total = conn.execute(sa.select(sa.func.count()).select_from(ev).where(*conditions)).scalar_one()
     return list(rows), int(total)
 
 
+# -- a tenant's incidents: one page, its total and the counters in one statement --------------
+COUNTERS, INCIDENT = 0, 1
+
+
+@cache
+def _tenant_incidents_stmt(status: str, by_severity: bool) -> sa.CompoundSelect:
+    def none(type_: Any, name: str) -> sa.ColumnElement[Any]:
+        # typed: PostgreSQL matches the union's column types, SQLite results are converted
+        return sa.cast(sa.null(), type_).label(name)
+
+    mine = [_IS_INCIDENT, ev.c.tenant_id == sa.bindparam("tid")]
+    filters = _filters(status, by_severity)
+    page = (
+        sa.select(*_PAGE_COLUMNS)
+        .where(*mine, *filters)
+        .order_by(*_ORDER)
+        .limit(sa.bindparam("limit"))
+        .offset(sa.bindparam("offset"))
+        .subquery("page")
+    )
+    incidents = sa.select(
+        sa.literal_column(str(INCIDENT), sa.Integer()).label("kind"),
+        *page.c,
+        *(none(sa.Integer(), name) for name in ("total", "open", "resolved", "critical_open")),
+    )
+    counters = sa.select(
+        sa.literal_column(str(COUNTERS), sa.Integer()).label("kind"),
+        none(UUIDType, "id"),
+        none(UUIDType, "tenant_id"),
+        none(sa.String(), "severity"),
+        none(sa.String(), "title"),
+        none(sa.Text(), "description"),
+        none(sa.String(), "event_category"),
+        none(UTCDateTime(), "created_at"),
+        none(UTCDateTime(), "resolved_at"),
+        *_counter_columns(filters),
+    ).where(*mine)
+    both = sa.union_all(incidents, counters)
+    c = both.selected_columns
+    return both.order_by(c.kind, c.created_at.desc(), c.id)
+
+
+def tenant_incidents(
+    conn: Connection,
+    tenant_id: uuid.UUID,
+    status: str,
+    severity: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[Any], Any]:
+    """One page of the tenant's incidents (``status``: open, resolved or all; optionally of one
+    severity), latest first, and the counters row: ``total`` (incidents matching the filters),
+    ``open``, ``resolved`` and ``critical_open`` (of all the tenant's incidents)."""
+    params: dict[str, Any] = {"tid": tenant_id, "limit": limit, "offset": offset}
+    if severity is not None:
+        params["severity"] = severity
+    stmt = _tenant_incidents_stmt(_status(status), severity is not None)
+    rows = conn.execute(stmt, params).all()
+    return list(rows[1:]), rows[0]
+
+
+@cache
+def _counters_stmt(by_tenant: bool) -> sa.Select[Any]:
+    conditions: list[Any] = [_IS_INCIDENT]
+    if by_tenant:
+        conditions.append(ev.c.tenant_id == sa.bindparam("tid"))
+    return sa.select(*_counter_columns(None)[1:]).where(*conditions)
+
+
 def incident_counters(conn: Connection, tenant_id: uuid.UUID | None) -> Any:
-    base = incident_conditions(tenant_id, "all", None)
-    return conn.execute(
+    stmt = _counters_stmt(tenant_id is not None)
+    return conn.execute(stmt, {"tid": tenant_id} if tenant_id is not None else {}).one()
+
+
+@cache
+def _recent_all_tenants_stmt(status: str) -> sa.Select[Any]:
+    return (
         sa.select(
-            sa.func.count().filter(ev.c.resolved_at.is_(None)).label("open"),
-            sa.func.count().filter(ev.c.resolved_at.is_not(None)).label("resolved"),
-            sa.func.count()
-            .filter(ev.c.resolved_at.is_(None), ev.c.severity == "critical")
-            .label("critical_open"),
-        ).where(*base)
-    ).one()
+            ev.c.id,
+            ev.c.tenant_id,
+            tenants.c.name.label("tenant_name"),
+            ev.c.severity,
+            ev.c.title,
+            ev.c.event_category,
+            ev.c.created_at,
+            ev.c.resolved_at,
+        )
+        .select_from(ev.outerjoin(tenants, tenants.c.id == ev.c.tenant_id))
+        .where(_IS_INCIDENT, *_filters(status, False))
+        .order_by(*_ORDER)
+        .limit(sa.bindparam("limit"))
+    )
 
 
 def recent_incidents_all_tenants(conn: Connection, status: str, limit: int) -> list[Any]:
     """The latest incidents of every tenant (and of the platform), with the tenant's name."""
-    return list(
-        conn.execute(
-            sa.select(
-                ev.c.id,
-                ev.c.tenant_id,
-                tenants.c.name.label("tenant_name"),
-                ev.c.severity,
-                ev.c.title,
-                ev.c.event_category,
-                ev.c.created_at,
-                ev.c.resolved_at,
-            )
-            .select_from(ev.outerjoin(tenants, tenants.c.id == ev.c.tenant_id))
-            .where(*incident_conditions(None, status, None))
-            .order_by(ev.c.created_at.desc(), ev.c.id)
-            .limit(limit)
-        )
-    )
+    return list(conn.execute(_recent_all_tenants_stmt(_status(status)), {"limit": limit}))

@@ -24,12 +24,12 @@ def incident_dict(row: Any) -> dict[str, Any]:
 def tenant_incidents(
     conn: Connection, scope: TenantScope, status: str, severity: str | None, page: Page
 ) -> dict[str, Any]:
-    conditions = queries.incident_conditions(scope.tenant_id, status, severity)
-    rows, total = queries.incident_page(conn, conditions, page.limit, page.offset)
-    counters = queries.incident_counters(conn, scope.tenant_id)
+    rows, counters = queries.tenant_incidents(
+        conn, scope.tenant_id, status, severity, page.limit, page.offset
+    )
     return {
         "incidents": [incident_dict(row) for row in rows],
-        "total": total,
+        "total": int(counters.total),
         "limit": page.limit,
         "offset": page.offset,
         "counters": {

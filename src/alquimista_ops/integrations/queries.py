@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,16 +25,27 @@ PUBLIC_COLUMNS = (
 )
 
 
+@cache
+def _integrations_stmt(by_status: bool, by_type: bool) -> sa.Select[Any]:
+    query = (
+        sa.select(*PUBLIC_COLUMNS)
+        .where(ti.c.tenant_id == sa.bindparam("tid"))
+        .order_by(ti.c.integration_type, ti.c.integration_name)
+    )
+    if by_status:
+        query = query.where(ti.c.status == sa.bindparam("status"))
+    if by_type:
+        query = query.where(ti.c.integration_type == sa.bindparam("type"))
+    return query
+
+
 def integration_rows(
     conn: Connection, tenant_id: uuid.UUID, status: str | None, integration_type: str | None
 ) -> list[Any]:
-    query = (
-        sa.select(*PUBLIC_COLUMNS)
-        .where(ti.c.tenant_id == tenant_id)
-        .order_by(ti.c.integration_type, ti.c.integration_name)
-    )
+    params: dict[str, Any] = {"tid": tenant_id}
     if status is not None:
-        query = query.where(ti.c.status == status)
+        params["status"] = status
     if integration_type is not None:
-        query = query.where(ti.c.integration_type == integration_type)
-    return list(conn.execute(query))
+        params["type"] = integration_type
+    stmt = _integrations_stmt(status is not None, integration_type is not None)
+    return list(conn.execute(stmt, params))

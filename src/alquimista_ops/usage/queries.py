@@ -1,66 +1,71 @@
 """SQL over the daily rollup (``tenant_usage_daily``) for tenant-level usage figures.
 
 Averages are request-weighted: ``sum(avg_response_time_ms * total_requests) / sum(total)``.
+
+Statements are built once per shape (with or without an agent filter) and take their values as
+bound parameters: ``tid``, ``start``, ``end`` (inclusive) and ``agent_id`` when filtered.
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import date
+from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from alquimista_ops.core.schema import agents, tenant_usage_daily
+from alquimista_ops.core.schema import agents, tenant_agents, tenant_usage_daily
+from alquimista_ops.core.types import UUIDType
 
 u = tenant_usage_daily
+
+_ZERO: sa.ColumnElement[int] = sa.literal_column("0", sa.Integer())
 
 
 def _measures() -> list[sa.ColumnElement[Any]]:
     return [
-        sa.func.coalesce(sa.func.sum(u.c.total_requests), 0).label("total_requests"),
-        sa.func.coalesce(sa.func.sum(u.c.successful_requests), 0).label("successful_requests"),
-        sa.func.coalesce(sa.func.sum(u.c.failed_requests), 0).label("failed_requests"),
-        sa.func.coalesce(sa.func.sum(u.c.avg_response_time_ms * u.c.total_requests), 0).label(
+        _count(u.c.total_requests).label("total_requests"),
+        _count(u.c.successful_requests).label("successful_requests"),
+        _count(u.c.failed_requests).label("failed_requests"),
+        sa.func.coalesce(sa.func.sum(u.c.avg_response_time_ms * u.c.total_requests), _ZERO).label(
             "weighted_response_ms"
         ),
-        sa.func.coalesce(sa.func.sum(u.c.total_tokens_used), 0).label("total_tokens"),
-        sa.func.coalesce(sa.func.sum(u.c.total_cost_usd), 0).label("total_cost_usd"),
+        _count(u.c.total_tokens_used).label("total_tokens"),
+        sa.func.coalesce(sa.func.sum(u.c.total_cost_usd), _ZERO).label("total_cost_usd"),
     ]
 
 
-def _scope(tenant_id: uuid.UUID, start: date, end: date, agent_id: uuid.UUID | None) -> list[Any]:
-    conditions: list[Any] = [u.c.tenant_id == tenant_id, u.c.date >= start, u.c.date <= end]
-    if agent_id is not None:
-        conditions.append(u.c.agent_id == agent_id)
+def _count(column: sa.ColumnElement[int]) -> sa.ColumnElement[int]:
+    """The sum of an integer column as a BIGINT (PostgreSQL's SUM of a BIGINT is a NUMERIC,
+    read as a Decimal)."""
+    return sa.cast(sa.func.coalesce(sa.func.sum(column), _ZERO), sa.BigInteger())
+
+
+def _scope(by_agent: bool) -> list[Any]:
+    conditions: list[Any] = [
+        u.c.tenant_id == sa.bindparam("tid"),
+        u.c.date >= sa.bindparam("start"),
+        u.c.date <= sa.bindparam("end"),
+    ]
+    if by_agent:
+        conditions.append(u.c.agent_id == sa.bindparam("agent_id"))
     return conditions
 
 
-def usage_summary(
-    conn: Connection, tenant_id: uuid.UUID, start: date, end: date, agent_id: uuid.UUID | None
-) -> Any:
-    return conn.execute(
-        sa.select(*_measures()).where(*_scope(tenant_id, start, end, agent_id))
-    ).one()
+def _params(
+    tenant_id: uuid.UUID, start: date, end: date, agent_id: uuid.UUID | None
+) -> dict[str, Any]:
+    params: dict[str, Any] = {"tid": tenant_id, "start": start, "end": end}
+    if agent_id is not None:
+        params["agent_id"] = agent_id
+    return params
 
 
-def usage_by_day(
-    conn: Connection, tenant_id: uuid.UUID, start: date, end: date, agent_id: uuid.UUID | None
-) -> list[Any]:
-    query = (
-        sa.select(u.c.date, *_measures())
-        .where(*_scope(tenant_id, start, end, agent_id))
-        .group_by(u.c.date)
-        .order_by(u.c.date)
-    )
-    return list(conn.execute(query))
-
-
-def usage_by_agent(
-    conn: Connection, tenant_id: uuid.UUID, start: date, end: date, agent_id: uuid.UUID | None
-) -> list[Any]:
-    query = (
+@cache
+def _usage_by_agent_stmt(by_agent: bool) -> sa.Select[Any]:
+    return (
         sa.select(
             agents.c.id.label("agent_id"),
             agents.c.name,
@@ -69,8 +74,108 @@ def usage_by_agent(
             sa.func.max(u.c.date).label("last_date"),
         )
         .select_from(u.join(agents, agents.c.id == u.c.agent_id))
-        .where(*_scope(tenant_id, start, end, agent_id))
+        .where(*_scope(by_agent))
         .group_by(agents.c.id, agents.c.name, agents.c.display_name)
         .order_by(sa.desc("total_requests"), agents.c.name)
     )
-    return list(conn.execute(query))
+
+
+def usage_by_agent(
+    conn: Connection, tenant_id: uuid.UUID, start: date, end: date, agent_id: uuid.UUID | None
+) -> list[Any]:
+    return list(
+        conn.execute(
+            _usage_by_agent_stmt(agent_id is not None), _params(tenant_id, start, end, agent_id)
+        )
+    )
+
+
+def agent_usage_subquery() -> sa.Subquery:
+    """Per agent of the tenant ``tid``, its measures over ``start..end`` (bound parameters):
+    for statements built once that join the usage of a tenant's agents."""
+    return (
+        sa.select(u.c.agent_id, *_measures())
+        .where(*_scope(False))
+        .group_by(u.c.agent_id)
+        .subquery("agent_usage")
+    )
+
+
+_TENANT_AGENT_STMT = sa.select(tenant_agents.c.id).where(
+    tenant_agents.c.tenant_id == sa.bindparam("tid"),
+    tenant_agents.c.agent_id == sa.bindparam("agent_id"),
+)
+
+
+def tenant_has_agent(conn: Connection, tenant_id: uuid.UUID, agent_id: uuid.UUID) -> bool:
+    """Whether the agent was ever activated for the tenant."""
+    found = conn.execute(_TENANT_AGENT_STMT, {"tid": tenant_id, "agent_id": agent_id}).first()
+    return found is not None
+
+
+# -- the usage report: summary, days and agents in one statement -----------------------------
+SUMMARY, DAY, AGENT = 0, 1, 2
+REPORT_MEASURES = 5  # the report's columns: kind, date, agent_id, name, display_name, measures
+
+
+@cache
+def _report_stmt(by_agent: bool) -> sa.CompoundSelect:
+    def kind(value: int) -> sa.ColumnElement[Any]:
+        return sa.literal_column(str(value), sa.Integer()).label("kind")
+
+    def none(type_: Any, name: str) -> sa.ColumnElement[Any]:
+        # typed: PostgreSQL matches the union's column types, SQLite results are converted
+        return sa.cast(sa.null(), type_).label(name)
+
+    conditions = _scope(by_agent)
+    summary = sa.select(
+        kind(SUMMARY),
+        none(sa.Date(), "date"),
+        none(UUIDType, "agent_id"),
+        none(sa.String(), "name"),
+        none(sa.String(), "display_name"),
+        *_measures(),
+    ).where(*conditions)
+    days = (
+        sa.select(
+            kind(DAY),
+            u.c.date,
+            none(UUIDType, "agent_id"),
+            none(sa.String(), "name"),
+            none(sa.String(), "display_name"),
+            *_measures(),
+        )
+        .where(*conditions)
+        .group_by(u.c.date)
+    )
+    per_agent = (
+        sa.select(
+            kind(AGENT),
+            none(sa.Date(), "date"),
+            agents.c.id.label("agent_id"),
+            agents.c.name,
+            agents.c.display_name,
+            *_measures(),
+        )
+        .select_from(u.join(agents, agents.c.id == u.c.agent_id))
+        .where(*conditions)
+        .group_by(agents.c.id, agents.c.name, agents.c.display_name)
+    )
+    report = sa.union_all(summary, days, per_agent)
+    c = report.selected_columns
+    # days by date; agents by requests (most first), then name
+    return report.order_by(c.kind, c.date, c.total_requests.desc(), c.name)
+
+
+def usage_report(
+    conn: Connection, tenant_id: uuid.UUID, start: date, end: date, agent_id: uuid.UUID | None
+) -> tuple[Any, list[Any], list[Any]]:
+    """The tenant's usage over ``start..end``: the summary row, one row per day with usage
+    (by date) and one per agent (most requests first), optionally of one agent only."""
+    rows = conn.execute(
+        _report_stmt(agent_id is not None), _params(tenant_id, start, end, agent_id)
+    ).all()
+    summary = rows[0]
+    days = [row for row in rows if row.kind == DAY]
+    per_agent = [row for row in rows if row.kind == AGENT]
+    return summary, days, per_agent

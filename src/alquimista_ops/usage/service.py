@@ -5,37 +5,65 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from alquimista_ops.auth.deps import TenantScope
 from alquimista_ops.core.errors import NotFound
 from alquimista_ops.core.numbers import rate, weighted_avg
 from alquimista_ops.core.params import Period
-from alquimista_ops.core.schema import tenant_agents
 from alquimista_ops.usage import queries
 
 
 def measures(row: Any) -> dict[str, Any]:
-    total = int(row.total_requests)
+    return figures(
+        row.total_requests,
+        row.successful_requests,
+        row.failed_requests,
+        row.weighted_response_ms,
+        row.total_tokens,
+        row.total_cost_usd,
+    )
+
+
+def figures(
+    total_requests: Any,
+    successful_requests: Any,
+    failed_requests: Any,
+    weighted_response_ms: Any,
+    total_tokens: Any,
+    total_cost_usd: Any,
+) -> dict[str, Any]:
+    """``measures`` of the six sums in the order of ``usage.queries`` (positional: cheaper
+    per row than attribute access)."""
+    total = int(total_requests)
     return {
         "total_requests": total,
-        "successful_requests": int(row.successful_requests),
-        "failed_requests": int(row.failed_requests),
-        "success_rate": rate(row.successful_requests, total),
-        "avg_response_time_ms": weighted_avg(row.weighted_response_ms, total),
-        "total_tokens": int(row.total_tokens),
-        "total_cost_usd": round(float(row.total_cost_usd), 6),
+        "successful_requests": int(successful_requests),
+        "failed_requests": int(failed_requests),
+        "success_rate": rate(successful_requests, total),
+        "avg_response_time_ms": weighted_avg(weighted_response_ms, total),
+        "total_tokens": int(total_tokens),
+        "total_cost_usd": round(float(total_cost_usd), 6),
     }
 
 
+_ZERO: dict[str, Any] = {
+    "total_requests": 0,
+    "successful_requests": 0,
+    "failed_requests": 0,
+    "success_rate": 0.0,
+    "avg_response_time_ms": 0.0,
+    "total_tokens": 0,
+    "total_cost_usd": 0.0,
+}
+
+
+def zero_measures() -> dict[str, Any]:
+    return dict(_ZERO)
+
+
 def _ensure_tenant_agent(conn: Connection, tenant_id: uuid.UUID, agent_id: uuid.UUID) -> None:
-    found = conn.execute(
-        sa.select(tenant_agents.c.id).where(
-            tenant_agents.c.tenant_id == tenant_id, tenant_agents.c.agent_id == agent_id
-        )
-    ).first()
-    if not found:
+    if not queries.tenant_has_agent(conn, tenant_id, agent_id):
         raise NotFound(f"Agent {agent_id} not found for this tenant", details={"field": "agent_id"})
 
 
@@ -44,36 +72,26 @@ def tenant_usage(
 ) -> dict[str, Any]:
     if agent_id is not None:
         _ensure_tenant_agent(conn, scope.tenant_id, agent_id)
-    args = (conn, scope.tenant_id, period.start, period.end, agent_id)
-    summary = queries.usage_summary(*args)
-    by_day = {row.date: row for row in queries.usage_by_day(*args)}
+    summary, days, per_agent = queries.usage_report(
+        conn, scope.tenant_id, period.start, period.end, agent_id
+    )
+    m = queries.REPORT_MEASURES  # where the six sums start in a report row
+    by_day = {row.date: row for row in days}
     daily = []
     for day in period.dates():
         row = by_day.get(day)
-        daily.append({"date": day, **(measures(row) if row else zero_measures())})
+        daily.append({"date": day, **(figures(*row[m:]) if row else _ZERO)})
     return {
         "period": period.as_dict(),
-        "summary": measures(summary),
+        "summary": figures(*summary[m:]),
         "daily_data": daily,
         "by_agent": [
             {
                 "agent_id": row.agent_id,
                 "name": row.name,
                 "display_name": row.display_name,
-                **measures(row),
+                **figures(*row[m:]),
             }
-            for row in queries.usage_by_agent(*args)
+            for row in per_agent
         ],
-    }
-
-
-def zero_measures() -> dict[str, Any]:
-    return {
-        "total_requests": 0,
-        "successful_requests": 0,
-        "failed_requests": 0,
-        "success_rate": 0.0,
-        "avg_response_time_ms": 0.0,
-        "total_tokens": 0,
-        "total_cost_usd": 0.0,
     }
