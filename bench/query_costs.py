@@ -100,8 +100,13 @@ def main() -> int:
 
 
 def measure(args: argparse.Namespace) -> int:
+    # DB_ASYNC_READS off: the reads then run on the engine observed below (the same statements
+    # the server runs on its event loop's engine).
     settings = Settings(  # type: ignore[call-arg]
-        RATE_LIMIT_ENABLED="false", LOG_LEVEL="WARNING", CACHE_ENABLED="false"
+        RATE_LIMIT_ENABLED="false",
+        LOG_LEVEL="WARNING",
+        CACHE_ENABLED="false",
+        DB_ASYNC_READS="false",
     )
     app = create_app(settings)
     captured: list[tuple[str, Any]] = []
