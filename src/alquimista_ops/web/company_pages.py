@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from sqlalchemy.engine import Connection
 
 from alquimista_ops.billing import service as billing_service
 from alquimista_ops.commands import service as commands_service
 from alquimista_ops.commands import specs
 from alquimista_ops.commands.model import CommandQuery
 from alquimista_ops.commands.runtime_hooks import store_for
-from alquimista_ops.core.deps import RuntimeDep
+from alquimista_ops.core.deps import RuntimeDep, read_db
 from alquimista_ops.core.errors import NotFound, ValidationFailed
 from alquimista_ops.core.params import Page, Period, resolve_period
 from alquimista_ops.core.runtime import Runtime
@@ -51,6 +53,13 @@ def _field_kind(name: str, parser: Any) -> dict[str, Any]:
 
 
 def command_forms(is_admin: bool, lang: str = i18n.DEFAULT_LANGUAGE) -> list[dict[str, Any]]:
+    """The command forms a user may fill in (built once per role and language: they only
+    depend on the specs and the messages; callers must not change them)."""
+    return _command_forms(is_admin, lang if lang in i18n.LANGUAGES else i18n.DEFAULT_LANGUAGE)
+
+
+@functools.cache
+def _command_forms(is_admin: bool, lang: str) -> list[dict[str, Any]]:
     forms = []
     for spec in specs.SPECS.values():
         if spec.admin_only and not is_admin:
@@ -70,13 +79,16 @@ def command_forms(is_admin: bool, lang: str = i18n.DEFAULT_LANGUAGE) -> list[dic
     return forms
 
 
+# GET pages are async: all the reads of a page are one ``read_db`` call (on the server, on the
+# event loop: no thread-pool hop), and the template renders on the event loop.
 @router.get("/company/operations")
-def operations_page(request: Request, runtime: RuntimeDep) -> Response:
-    ctx = page_context(request, runtime, internal=True)
-    with runtime.engine.begin() as conn:
-        history = commands_service.list_commands(
-            conn, store_for(runtime), CommandQuery(limit=HISTORY_SIZE)
-        )
+async def operations_page(request: Request, runtime: RuntimeDep) -> Response:
+    ctx = await page_context(request, runtime, internal=True)
+    store = store_for(runtime)
+    history = await read_db(
+        runtime.engine,
+        lambda conn: commands_service.list_commands(conn, store, CommandQuery(limit=HISTORY_SIZE)),
+    )
     forms = command_forms(ctx.principal.is_internal_admin, ctx.lang)
     return finish(
         request,
@@ -150,19 +162,32 @@ def _respond(
 
 # -- /company: staff landing -------------------------------------------------------------------
 @router.get("/company")
-def company_overview(request: Request, runtime: RuntimeDep) -> Response:
-    ctx = page_context(request, runtime, internal=True)
+async def company_overview(request: Request, runtime: RuntimeDep) -> Response:
+    ctx = await page_context(request, runtime, internal=True)
     period = page_period(request)
     previous = usage_overview_service.previous_period(period)
     is_admin = ctx.principal.is_internal_admin
-    with runtime.engine.begin() as conn:
-        usage = usage_overview_service.usage_overview(conn, period)
-        before = usage_overview_service.platform_summary(conn, previous)
-        new_tenants = internal_service.new_tenants(conn, period)
-        new_before = internal_service.new_tenants(conn, previous)
-        billing = billing_service.billing_overview(conn, period) if is_admin else None
-        incidents = incident_queries.recent_incidents_all_tenants(conn, "all", LANDING_INCIDENTS)
-        counters = incident_queries.incident_counters(conn, None)
+
+    def read(conn: Connection) -> tuple[Any, ...]:
+        return (
+            usage_overview_service.usage_overview(conn, period),
+            usage_overview_service.platform_summary(conn, previous),
+            internal_service.new_tenants(conn, period),
+            internal_service.new_tenants(conn, previous),
+            billing_service.billing_overview(conn, period) if is_admin else None,
+            incident_queries.recent_incidents_all_tenants(conn, "all", LANDING_INCIDENTS),
+            incident_queries.incident_counters(conn, None),
+        )
+
+    (
+        usage,
+        before,
+        new_tenants,
+        new_before,
+        billing,
+        incidents,
+        counters,
+    ) = await read_db(runtime.engine, read)
     stats = usage["global_stats"]
     trends = {
         "requests": trend(stats["total_requests"], before["total_requests"]),
@@ -198,8 +223,8 @@ def company_overview(request: Request, runtime: RuntimeDep) -> Response:
 
 # -- /company/tenants: list ----------------------------------------------------------------------
 @router.get("/company/tenants")
-def tenants_page(request: Request, runtime: RuntimeDep) -> Response:
-    ctx = page_context(request, runtime, internal=True)
+async def tenants_page(request: Request, runtime: RuntimeDep) -> Response:
+    ctx = await page_context(request, runtime, internal=True)
     query = request.query_params
     status = choice(query.get("status"), TENANT_STATUSES, "all")
     plan = choice(query.get("plan"), PLANS, "")
@@ -217,8 +242,9 @@ def tenants_page(request: Request, runtime: RuntimeDep) -> Response:
         term = None
         error = "tenants.bad_search"
     if error is None:
-        with runtime.engine.begin() as conn:
-            data = internal_service.list_tenants(
+        data = await read_db(
+            runtime.engine,
+            lambda conn: internal_service.list_tenants(
                 conn,
                 status=status,
                 plan=plan or None,
@@ -227,7 +253,8 @@ def tenants_page(request: Request, runtime: RuntimeDep) -> Response:
                 sort_by=sort,
                 sort_order=order,
                 page=Page(per_page, (page - 1) * per_page),
-            )
+            ),
+        )
     state = {
         "q": search_text,
         "status": status,
@@ -269,8 +296,8 @@ def tenants_page(request: Request, runtime: RuntimeDep) -> Response:
 
 # -- /company/tenants/{id}: detail with tabs -------------------------------------------------------
 @router.get("/company/tenants/{tenant_ref}")
-def tenant_detail_page(request: Request, runtime: RuntimeDep, tenant_ref: str) -> Response:
-    ctx = page_context(request, runtime, internal=True)
+async def tenant_detail_page(request: Request, runtime: RuntimeDep, tenant_ref: str) -> Response:
+    ctx = await page_context(request, runtime, internal=True)
     try:
         tenant_id = uuid.UUID(tenant_ref)
     except ValueError as exc:
@@ -278,50 +305,56 @@ def tenant_detail_page(request: Request, runtime: RuntimeDep, tenant_ref: str) -
     query = request.query_params
     tab = choice(query.get("tab"), TABS, "overview")
     values: dict[str, Any] = {"tab": tab, "tabs": TABS}
-    with runtime.engine.begin() as conn:
+    status = choice(query.get("status"), INCIDENT_STATUSES, "all")
+    page = bounded_int(query.get("page"), 1, 1, MAX_PAGE)
+
+    def read(conn: Connection) -> dict[str, Any]:
         try:
-            detail = internal_service.tenant_detail(conn, tenant_id)
+            found = {"detail": internal_service.tenant_detail(conn, tenant_id)}
         except NotFound as exc:
             raise PageRefused(404, "error.not_found") from exc
         if tab == "agents":
-            values["agents"] = internal_service.tenant_agents(conn, tenant_id)["agents"]
-    if tab == "incidents":
-        status = choice(query.get("status"), INCIDENT_STATUSES, "all")
-        page = bounded_int(query.get("page"), 1, 1, MAX_PAGE)
-        scope = tenant_scope(runtime, ctx.principal, tenant_id)
-        with runtime.engine.begin() as conn:
-            values["incidents"] = incidents_service.tenant_incidents(
+            found["agents"] = internal_service.tenant_agents(conn, tenant_id)["agents"]
+        elif tab == "incidents":
+            scope = tenant_scope(conn, ctx.principal, tenant_id)
+            found["incidents"] = incidents_service.tenant_incidents(
                 conn,
                 scope,
                 status,
                 None,
                 Page(INCIDENTS_PER_PAGE, (page - 1) * INCIDENTS_PER_PAGE),
             )
+        return found
+
+    values.update(await read_db(runtime.engine, read))
+    if tab == "incidents":
         values.update(
             status=status,
             limit=INCIDENTS_PER_PAGE,
             base_query=urlencode({"tab": "incidents", "status": status}) + "&",
         )
-    return _respond(request, runtime, ctx, "company/tenant_detail.html", detail=detail, **values)
+    return _respond(request, runtime, ctx, "company/tenant_detail.html", **values)
 
 
 # -- /company/usage ------------------------------------------------------------------------------
 @router.get("/company/usage")
-def usage_page(request: Request, runtime: RuntimeDep) -> Response:
-    ctx = page_context(request, runtime, internal=True)
+async def usage_page(request: Request, runtime: RuntimeDep) -> Response:
+    ctx = await page_context(request, runtime, internal=True)
     period = page_period(request)
-    with runtime.engine.begin() as conn:
-        usage = usage_overview_service.usage_overview(conn, period)
+    usage = await read_db(
+        runtime.engine, lambda conn: usage_overview_service.usage_overview(conn, period)
+    )
     return _respond(request, runtime, ctx, "company/usage.html", usage=usage, period=period.label)
 
 
 # -- /company/billing (INTERNAL_ADMIN) -------------------------------------------------------------
 @router.get("/company/billing")
-def billing_page(request: Request, runtime: RuntimeDep) -> Response:
-    ctx = page_context(request, runtime, internal=True, admin=True)
+async def billing_page(request: Request, runtime: RuntimeDep) -> Response:
+    ctx = await page_context(request, runtime, internal=True, admin=True)
     period = page_period(request)
-    with runtime.engine.begin() as conn:
-        billing = billing_service.billing_overview(conn, period)
+    billing = await read_db(
+        runtime.engine, lambda conn: billing_service.billing_overview(conn, period)
+    )
     return _respond(
         request, runtime, ctx, "company/billing.html", billing=billing, period=period.label
     )

@@ -8,21 +8,28 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from types import FunctionType
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlencode
 
+import jinja2
+import jinja2.runtime
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from jinja2.utils import internalcode
+from markupsafe import Markup, escape
+from sqlalchemy.engine import Connection
 
 from alquimista_ops.agents import service as agents_service
 from alquimista_ops.auth import service as auth_service
 from alquimista_ops.auth.deps import SESSION_COOKIE, TenantScope, resolve_tenant_scope
 from alquimista_ops.auth.principal import Principal
-from alquimista_ops.core.deps import RuntimeDep
+from alquimista_ops.core.deps import RuntimeDep, read_db
 from alquimista_ops.core.errors import AppError, Forbidden, NotFound
-from alquimista_ops.core.params import resolve_period
+from alquimista_ops.core.params import Page, resolve_period
 from alquimista_ops.core.runtime import Runtime
 from alquimista_ops.incidents import service as incidents_service
 from alquimista_ops.integrations import service as integrations_service
@@ -36,23 +43,94 @@ from alquimista_ops.web.session import (
     PageRefused,
     check_csrf,
     csrf_token,
-    current_principal,
     finish,
     home_for,
     language,
     navigation,
+    page_principal,
     safe_next,
     set_cookie,
 )
 
+T = TypeVar("T")
+
 WEB_DIR = Path(__file__).resolve().parent
-templates = Jinja2Templates(directory=str(WEB_DIR / "templates"))
+_DICT_ATTRIBUTES = frozenset(dir(dict))
+
+
+class DirectCallContext(jinja2.runtime.Context):
+    """Calls plain Python functions (``t``, ``num``, ``badge``... every cell of a table calls a
+    few) directly. ``Context.call`` first looks for ``pass_context``/``pass_environment``
+    markers on the callable and on its ``__call__``; a plain function carries none unless
+    decorated (``jinja_pass_arg``), so the result is the same (measured: 400 calls 1 097 us,
+    with this 847 us)."""
+
+    @internalcode
+    def call(__self, __obj: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if type(__obj) is not FunctionType or hasattr(__obj, "jinja_pass_arg"):
+            return super().call(__obj, *args, **kwargs)
+        kwargs.pop("_block_vars", None)
+        kwargs.pop("_loop_vars", None)
+        try:
+            return __obj(*args, **kwargs)
+        except StopIteration:
+            return __self.environment.undefined(
+                "value was undefined because a callable raised a StopIteration exception"
+            )
+
+
+class PageEnvironment(jinja2.Environment):
+    """``row.name`` on a dict (what the services return) looks the key up first. Jinja tries
+    ``getattr`` first and falls back to the item after an AttributeError, which cost about as
+    much as the rest of rendering a table cell (measured: 225 lookups 248 us, item first 118 us).
+    Same result: a name that is not an attribute of ``dict`` can only be found as an item.
+    Calls of plain functions skip Jinja's checks (``DirectCallContext``)."""
+
+    context_class = DirectCallContext
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
+            try:
+                return obj[attribute]
+            except KeyError:
+                pass
+        return super().getattr(obj, attribute)
+
+
+# The environment Jinja2Templates(directory=...) builds, as a PageEnvironment.
+templates = Jinja2Templates(
+    env=PageEnvironment(
+        loader=jinja2.FileSystemLoader(str(WEB_DIR / "templates")),
+        autoescape=jinja2.select_autoescape(),
+    )
+)
 router = APIRouter(include_in_schema=False)
+
+
+def badge(t: Callable[..., str], status: Any) -> Markup:
+    """A status badge with its translated label (the status itself when it has none)."""
+    key = f"status.{status}"
+    label = t(key)
+    return Markup(
+        f'<span class="badge badge-{escape(status)}">{escape(label if label != key else status)}'
+        "</span>"
+    )
+
+
+def severity(t: Callable[..., str], value: Any) -> Markup:
+    """An incident severity badge."""
+    return Markup(
+        f'<span class="badge sev-{escape(value)}">{escape(t(f"severity.{value}"))}</span>'
+    )
 
 
 def _install_filters() -> None:
     env = templates.env
     env.globals["formats"] = i18n
+    # Python functions rather than macros: they are called once per table row, and a macro
+    # call cost twice as much (measured with the templates' rows).
+    env.globals["badge"] = badge
+    env.globals["severity"] = severity
     env.filters["tojson_attr"] = lambda value: json.dumps(value, default=str, ensure_ascii=False)
 
 
@@ -85,10 +163,10 @@ def render(ctx: PageContext, template: str, status_code: int = 200, **values: An
     return response
 
 
-def page_context(
+async def page_context(
     request: Request, runtime: Runtime, *, internal: bool = False, admin: bool = False
 ) -> PageContext:
-    principal = current_principal(request, runtime)
+    principal = await page_principal(request, runtime)
     if principal is None:
         raise LoginRequired(
             request.url.path + (f"?{request.url.query}" if request.url.query else "")
@@ -107,24 +185,24 @@ def page_context(
 
 
 def tenant_scope(
-    runtime: Runtime, principal: Principal, tenant_id: uuid.UUID | None
+    conn: Connection, principal: Principal, tenant_id: uuid.UUID | None
 ) -> TenantScope:
-    with runtime.engine.begin() as conn:
-        try:
-            return resolve_tenant_scope(conn, principal, tenant_id)
-        except Forbidden as exc:
-            key = "error.suspended" if exc.code == "TENANT_SUSPENDED" else "error.forbidden"
-            raise PageRefused(403, key) from exc
-        except NotFound as exc:
-            raise PageRefused(404, "error.not_found") from exc
-        except AppError as exc:
-            raise PageRefused(400, "error.not_found") from exc
+    """The tenant a page may show, read on the page's connection (inside its ``read_db``)."""
+    try:
+        return resolve_tenant_scope(conn, principal, tenant_id)
+    except Forbidden as exc:
+        key = "error.suspended" if exc.code == "TENANT_SUSPENDED" else "error.forbidden"
+        raise PageRefused(403, key) from exc
+    except NotFound as exc:
+        raise PageRefused(404, "error.not_found") from exc
+    except AppError as exc:
+        raise PageRefused(400, "error.not_found") from exc
 
 
 # -- sign-in ---------------------------------------------------------------------------------
 @router.get("/")
-def home(request: Request, runtime: RuntimeDep) -> Response:
-    principal = current_principal(request, runtime)
+async def home(request: Request, runtime: RuntimeDep) -> Response:
+    principal = await page_principal(request, runtime)
     return RedirectResponse(home_for(principal) if principal else "/login", status_code=303)
 
 
@@ -209,72 +287,84 @@ def switch_language(
 
 
 # -- tenant area -----------------------------------------------------------------------------
-def _tenant_page(
-    request: Request, runtime: Runtime, tenant_id: uuid.UUID | None
-) -> tuple[PageContext, TenantScope]:
-    ctx = page_context(request, runtime)
-    scope = tenant_scope(runtime, ctx.principal, tenant_id)
+# GET pages are async: every read of a page (tenant scope included) is one ``read_db`` call,
+# which on the server runs on the event loop (no thread-pool hop, no GIL contention), and the
+# template renders on the event loop.
+async def _tenant_page(
+    request: Request,
+    runtime: Runtime,
+    tenant_id: uuid.UUID | None,
+    read: Callable[[Connection, TenantScope], T],
+) -> tuple[PageContext, T]:
+    """The page's context and ``read(conn, scope)``, the tenant scope resolved on the same
+    connection."""
+    ctx = await page_context(request, runtime)
+
+    def page_data(conn: Connection) -> tuple[TenantScope, T]:
+        scope = tenant_scope(conn, ctx.principal, tenant_id)
+        return scope, read(conn, scope)
+
+    scope, data = await read_db(runtime.engine, page_data)
     ctx.extra["tenant_query"] = f"?tenant_id={scope.tenant_id}" if ctx.principal.is_internal else ""
-    return ctx, scope
+    return ctx, data
 
 
 @router.get("/dashboard")
-def tenant_overview(
+async def tenant_overview(
     request: Request,
     runtime: RuntimeDep,
     tenant_id: uuid.UUID | None = None,
     period: Annotated[str, Query(pattern="^(7d|30d|90d)$")] = "30d",
 ) -> Response:
-    ctx, scope = _tenant_page(request, runtime, tenant_id)
-    with runtime.engine.begin() as conn:
-        tenant = tenants_service.tenant_me(conn, scope)
-        usage = usage_service.tenant_usage(conn, scope, resolve_period(period, None, None), None)
-        agents = agents_service.tenant_agents(conn, scope, "all")["agents"]
-        integrations = integrations_service.tenant_integrations(conn, scope, None, None)
-    return finish(
-        request,
-        render(
-            ctx,
-            "tenant/overview.html",
-            tenant=tenant,
-            usage=usage,
-            agents=agents,
-            integrations=integrations["integrations"],
-            period=period,
-        ),
-        runtime,
-    )
+    window = resolve_period(period, None, None)
+
+    def read(conn: Connection, scope: TenantScope) -> dict[str, Any]:
+        return {
+            "tenant": tenants_service.tenant_me(conn, scope),
+            "usage": usage_service.tenant_usage(conn, scope, window, None),
+            "agents": agents_service.tenant_agents(conn, scope, "all")["agents"],
+            "integrations": integrations_service.tenant_integrations(conn, scope, None, None)[
+                "integrations"
+            ],
+        }
+
+    ctx, data = await _tenant_page(request, runtime, tenant_id, read)
+    return finish(request, render(ctx, "tenant/overview.html", period=period, **data), runtime)
 
 
 @router.get("/dashboard/agents")
-def tenant_agents_page(
+async def tenant_agents_page(
     request: Request,
     runtime: RuntimeDep,
     tenant_id: uuid.UUID | None = None,
     status: Annotated[str, Query(pattern="^(active|inactive|error|all)$")] = "all",
 ) -> Response:
-    ctx, scope = _tenant_page(request, runtime, tenant_id)
-    with runtime.engine.begin() as conn:
-        agents = agents_service.tenant_agents(conn, scope, status)["agents"]
+    ctx, agents = await _tenant_page(
+        request,
+        runtime,
+        tenant_id,
+        lambda conn, scope: agents_service.tenant_agents(conn, scope, status)["agents"],
+    )
     return finish(request, render(ctx, "tenant/agents.html", agents=agents, status=status), runtime)
 
 
 @router.get("/dashboard/usage")
-def tenant_usage_page(
+async def tenant_usage_page(
     request: Request,
     runtime: RuntimeDep,
     tenant_id: uuid.UUID | None = None,
     period: Annotated[str, Query(pattern="^(7d|30d|90d)$")] = "30d",
     agent_id: uuid.UUID | None = None,
 ) -> Response:
-    ctx, scope = _tenant_page(request, runtime, tenant_id)
-    with runtime.engine.begin() as conn:
+    window = resolve_period(period, None, None)
+
+    def read(conn: Connection, scope: TenantScope) -> tuple[list[Any], dict[str, Any]]:
         agents = agents_service.tenant_agents(conn, scope, "all")["agents"]
         if agent_id is not None and agent_id not in {a["id"] for a in agents}:
             raise PageRefused(404, "error.not_found")
-        usage = usage_service.tenant_usage(
-            conn, scope, resolve_period(period, None, None), agent_id
-        )
+        return agents, usage_service.tenant_usage(conn, scope, window, agent_id)
+
+    ctx, (agents, usage) = await _tenant_page(request, runtime, tenant_id, read)
     return finish(
         request,
         render(
@@ -285,31 +375,37 @@ def tenant_usage_page(
 
 
 @router.get("/dashboard/integrations")
-def tenant_integrations_page(
+async def tenant_integrations_page(
     request: Request, runtime: RuntimeDep, tenant_id: uuid.UUID | None = None
 ) -> Response:
-    ctx, scope = _tenant_page(request, runtime, tenant_id)
-    with runtime.engine.begin() as conn:
-        items = integrations_service.tenant_integrations(conn, scope, None, None)["integrations"]
+    ctx, items = await _tenant_page(
+        request,
+        runtime,
+        tenant_id,
+        lambda conn, scope: integrations_service.tenant_integrations(conn, scope, None, None)[
+            "integrations"
+        ],
+    )
     return finish(request, render(ctx, "tenant/integrations.html", integrations=items), runtime)
 
 
 @router.get("/dashboard/support")
-def tenant_support_page(
+async def tenant_support_page(
     request: Request,
     runtime: RuntimeDep,
     tenant_id: uuid.UUID | None = None,
     status: Annotated[str, Query(pattern="^(open|resolved|all)$")] = "all",
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
 ) -> Response:
-    from alquimista_ops.core.params import Page
-
-    ctx, scope = _tenant_page(request, runtime, tenant_id)
     limit = 20
-    with runtime.engine.begin() as conn:
-        data = incidents_service.tenant_incidents(
+    ctx, data = await _tenant_page(
+        request,
+        runtime,
+        tenant_id,
+        lambda conn, scope: incidents_service.tenant_incidents(
             conn, scope, status, None, Page(limit, (page - 1) * limit)
-        )
+        ),
+    )
     return finish(
         request,
         render(

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from alquimista_ops.auth.deps import CSRF_COOKIE, SESSION_COOKIE
 from alquimista_ops.auth.principal import Principal
@@ -76,14 +77,19 @@ def finish(request: Request, response: Response, runtime: Runtime) -> Response:
     return response
 
 
-def current_principal(request: Request, runtime: Runtime) -> Principal | None:
+async def page_principal(request: Request, runtime: Runtime) -> Principal | None:
+    """Who is signed in (the session cookie), or None. A token verified a moment ago is a
+    dictionary look-up on the event loop; a new one is verified in the thread pool (the JWKS
+    may have to be fetched), as ``auth.deps.authenticate`` does."""
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         return None
-    try:
-        principal = runtime.verifier.verify(token)
-    except AppError:
-        return None
+    principal = runtime.verifier.cached(token)
+    if principal is None:
+        try:
+            principal = await run_in_threadpool(runtime.verifier.verify, token)
+        except AppError:
+            return None
     return principal if principal.known_groups else None
 
 

@@ -23,6 +23,10 @@ CSP = (
 
 
 def install_web(app: FastAPI) -> None:
+    # Compiled templates are cached by the environment; outside development they are not
+    # checked for changes either (with auto_reload every render stat()s each template it uses:
+    # the page, base.html and macros.html).
+    templates.env.auto_reload = app.state.runtime.settings.is_development
     app.mount("/static", StaticFiles(directory=str(WEB_DIR / "static")), name="static")
     app.include_router(router)
     app.include_router(cognito_router)

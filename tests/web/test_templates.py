@@ -1,0 +1,63 @@
+"""The page template environment renders as a plain Jinja environment does."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jinja2
+from markupsafe import Markup
+
+from alquimista_ops.web import i18n
+from alquimista_ops.web.pages import PageEnvironment, badge, severity, templates
+
+
+def _both(source: str, **values: Any) -> tuple[str, str]:
+    plain = jinja2.Environment(autoescape=True).from_string(source).render(**values)
+    page = PageEnvironment(autoescape=True).from_string(source).render(**values)
+    return plain, page
+
+
+def test_dict_lookups_match_jinja() -> None:
+    row = {"name": "<b>", "items": "an item", "missing": None}
+    source = "{{ r.name }}|{{ r.items is callable }}|{{ r.nope is defined }}|{{ r.missing }}"
+    plain, page = _both(source, r=row)
+    assert page == plain == "&lt;b&gt;|True|False|None"
+
+
+def test_calls_match_jinja() -> None:
+    @jinja2.pass_context
+    def who(context: Any) -> str:
+        return str(context["name"])
+
+    class Callable:
+        @jinja2.pass_environment
+        def __call__(self, environment: Any) -> str:
+            return type(environment).__name__.replace("Page", "")
+
+    def stops() -> str:
+        raise StopIteration
+
+    source = "{{ f(1, b=2) }}|{{ who() }}|{{ c() }}|{{ stops() is defined }}|{{ m() }}"
+    values = {
+        "f": lambda a, b: a + b,
+        "who": who,
+        "c": Callable(),
+        "stops": stops,
+        "m": lambda: Markup("<i>ok</i>"),
+        "name": "x",
+    }
+    plain, page = _both(source, **values)
+    assert page == plain == "3|x|Environment|False|<i>ok</i>"
+
+
+def test_badges() -> None:
+    def t(key: str, **kw: Any) -> str:
+        return i18n.translate("en", key, **kw)
+
+    assert badge(t, "active") == '<span class="badge badge-active">Active</span>'
+    assert badge(t, "<x>") == '<span class="badge badge-&lt;x&gt;">&lt;x&gt;</span>'
+    assert severity(t, "critical") == '<span class="badge sev-critical">Critical</span>'
+
+
+def test_templates_are_compiled_once() -> None:
+    assert templates.get_template("base.html") is templates.get_template("base.html")
