@@ -4,6 +4,7 @@ definition the CDK stack uses too). Effects land in the real relational database
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 import uuid
@@ -412,6 +413,60 @@ def test_http_routes_on_the_dynamodb_store(
     assert client.get(URL, params={"offset": 20_000}, headers=admin).status_code == 400
     assert event_types(clean_db, uuid.UUID(command_id)) == ["command.created", "command.cancelled"]
     assert sql_commands(clean_db) == 0
+
+
+class _LoopWatch:
+    """A boto3 client stand-in that forwards every call and notes whether it ran on a thread
+    with a running event loop (it must not: boto3 blocks)."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.calls: list[tuple[str, bool]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        target = getattr(self._client, name)
+        if not callable(target):
+            return target
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                asyncio.get_running_loop()
+                on_loop = True
+            except RuntimeError:
+                on_loop = False
+            self.calls.append((name, on_loop))
+            return target(*args, **kwargs)
+
+        return call
+
+
+def test_dynamodb_reads_stay_off_the_event_loop(
+    api_on_dynamodb: None,
+    dynamo_store: DynamoCommandStore,
+    client: TestClient,
+    token_for: Any,
+    world: Tenant,
+    clean_db: Engine,
+) -> None:
+    """The server reads PostgreSQL on its event loop; the command reads of the DynamoDB store
+    (API routes and the operations page) take the thread pool instead."""
+    admin_token = token_for("INTERNAL_ADMIN", sub=uuid.UUID(ADMIN.user_id), email=ADMIN.email)
+    admin = auth(admin_token)
+    body = {"command_type": "HEALTH_CHECK", "tenant_id": str(world.id)}
+    created = client.post(URL, json=body, headers={**admin, "Idempotency-Key": "dyn-loop"})
+    assert created.status_code == 201, created.text
+    watch = _LoopWatch(dynamo_store.client)
+    dynamo_store.client = watch
+    try:
+        assert client.get(URL, headers=admin).json()["total"] == 1
+        command_id = created.json()["command_id"]
+        assert client.get(f"{URL}/{command_id}", headers=admin).status_code == 200
+        page = client.get("/company/operations", cookies={"opdash_session": admin_token})
+        assert page.status_code == 200, page.text
+    finally:
+        dynamo_store.client = watch._client
+    assert len({name for name, _ in watch.calls}) >= 1
+    assert [name for name, on_loop in watch.calls if on_loop] == []
 
 
 def test_lease_expiry_without_attempts_left_is_a_dead_letter(

@@ -188,8 +188,8 @@ class Read:
     engine: Engine
     cache: Cache
 
-    async def db(self, fn: Callable[[Connection], T]) -> T:
-        return await read_db(self.engine, fn)
+    async def db(self, fn: Callable[[Connection], T], *, other_io: bool = False) -> T:
+        return await read_db(self.engine, fn, other_io=other_io)
 
     async def cached_json(
         self,

@@ -163,6 +163,8 @@ def _key(record: CommandRecord) -> dict[str, Any]:
 class DynamoCommandStore:
     """The ``CommandStore`` over the DynamoDB commands table (``client``: a boto3 client)."""
 
+    in_database = False  # boto3 blocks: its reads must not run on the event loop
+
     def __init__(self, table_name: str, client: Any) -> None:
         self.table = table_name
         self.client = client

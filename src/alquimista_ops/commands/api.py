@@ -117,7 +117,9 @@ async def list_commands(
     response.headers.update(NO_STORE)
     query = CommandQuery(status, command_type, tenant_id, page.limit, page.offset)
     store = store_for(runtime)
-    return await read.db(lambda conn: service.list_commands(conn, store, query))
+    return await read.db(
+        lambda conn: service.list_commands(conn, store, query), other_io=not store.in_database
+    )
 
 
 @router.get("/{command_id}", response_model=Command, summary="One command")
@@ -129,7 +131,9 @@ async def get_command(
 ) -> dict[str, Any]:
     response.headers.update(NO_STORE)
     store = store_for(runtime)
-    return await read.db(lambda conn: service.get_command(conn, store, command_id))
+    return await read.db(
+        lambda conn: service.get_command(conn, store, command_id), other_io=not store.in_database
+    )
 
 
 @router.post(

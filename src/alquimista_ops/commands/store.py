@@ -72,6 +72,10 @@ _COMPLETE_MANY = sa.text(
 class CommandStore(Protocol):
     """What the service and the worker need from the place commands are kept."""
 
+    # True when the commands live in the relational database: reading them is then only
+    # database I/O, which the server may run on its event loop (``core.deps.read_db``).
+    in_database: bool
+
     def create(self, conn: Connection, new: NewCommand, actor: Actor) -> tuple[CommandRecord, bool]:
         """Insert a PENDING command, or return the one already created with the same
         (created_by, idempotency_key): ``(record, created)``. A reused key with another
@@ -144,6 +148,8 @@ def _record(row: Any, tenant_name: str | None = None) -> CommandRecord:
 
 class SqlCommandStore:
     """The ``CommandStore`` over PostgreSQL (SKIP LOCKED, NOTIFY) or SQLite (BEGIN IMMEDIATE)."""
+
+    in_database = True
 
     def notify(self, conn: Connection, payload: str = "") -> None:
         # NOTIFY inside a transaction is delivered when (and only if) it commits.

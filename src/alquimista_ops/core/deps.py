@@ -185,11 +185,12 @@ def _async_reader(engine: Engine) -> AsyncEngine | None:
     return per_loop.get(id(engine)) if per_loop else None
 
 
-async def read_db(engine: Engine, fn: Callable[[Connection], T]) -> T:
+async def read_db(engine: Engine, fn: Callable[[Connection], T], *, other_io: bool = False) -> T:
     """``fn(conn)`` on a read connection: on the event loop where ``async_reads`` is open
     (``fn`` runs unchanged on SQLAlchemy's synchronous facade of the async connection), else
-    in the thread pool through the gate."""
-    async_engine = _async_reader(engine)
+    in the thread pool through the gate. ``other_io``: ``fn`` also does blocking I/O of its own
+    (DynamoDB through boto3, say), so it always takes the thread pool."""
+    async_engine = None if other_io else _async_reader(engine)
     if async_engine is not None:
         async with async_engine.connect() as conn:
             return await conn.run_sync(fn)

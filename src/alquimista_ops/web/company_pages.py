@@ -88,6 +88,7 @@ async def operations_page(request: Request, runtime: RuntimeDep) -> Response:
     history = await read_db(
         runtime.engine,
         lambda conn: commands_service.list_commands(conn, store, CommandQuery(limit=HISTORY_SIZE)),
+        other_io=not store.in_database,
     )
     forms = command_forms(ctx.principal.is_internal_admin, ctx.lang)
     return finish(
