@@ -41,17 +41,10 @@ def _active_deployments() -> sa.Subquery:
 
 
 def _counts() -> sa.Subquery:
-    deployed = (
-        sa.select(sa.func.count())
-        .select_from(tenant_agents)
-        .where(tenant_agents.c.status == "active")
-        .scalar_subquery()
-    )
     return (
         sa.select(
             sa.func.count().label("total_tenants"),
             sa.func.count().filter(tenants.c.status == "active").label("active_tenants"),
-            deployed.label("agents_deployed"),
         )
         .select_from(tenants)
         .subquery()
@@ -82,7 +75,6 @@ def _platform_days() -> sa.Select[Any]:
     t = platform_usage_totals
     counts = _counts()
     columns: list[sa.ColumnElement[Any]] = [counts.c.total_tenants, counts.c.active_tenants]
-    columns.append(counts.c.agents_deployed)
     columns.append(t.c.date)
     columns.append(t.c.tenants_with_usage)
     for name, label in _DAY_COLUMNS:
@@ -178,7 +170,9 @@ def top_tenants(conn: Connection, start: date, end: date, limit: int) -> tuple[S
     return rows, int(rows[0].tenants_with_usage)
 
 
-def _top_agents() -> sa.Select[Any]:
+def _agents() -> sa.Select[Any]:
+    """Every agent with its active deployments and its measures over ``:start`` .. ``:end``:
+    those with usage rows in the period first, by requests (desc) and name, then the others."""
     t = agent_usage_totals
     deployments = _active_deployments()
     grouped = (
@@ -189,24 +183,30 @@ def _top_agents() -> sa.Select[Any]:
     )
     return (
         sa.select(
-            grouped,
+            agents.c.id.label("agent_id"),
+            (grouped.c.agent_id.is_not(None)).label("has_usage"),
+            *(c for c in grouped.c if c.name != "agent_id"),
             agents.c.name,
             agents.c.display_name,
             agents.c.category,
             sa.func.coalesce(deployments.c.deployments, 0).label("active_deployments"),
         )
         .select_from(
-            grouped.join(agents, agents.c.id == grouped.c.agent_id).outerjoin(
-                deployments, deployments.c.agent_id == grouped.c.agent_id
+            agents.outerjoin(grouped, grouped.c.agent_id == agents.c.id).outerjoin(
+                deployments, deployments.c.agent_id == agents.c.id
             )
         )
-        .order_by(grouped.c.total_requests.desc(), agents.c.name)
-        .limit(sa.bindparam("limit"))
+        .order_by(grouped.c.agent_id.is_(None), grouped.c.total_requests.desc(), agents.c.name)
     )
 
 
-TOP_AGENTS = _top_agents()
+AGENTS = _agents()
 
 
-def top_agents(conn: Connection, start: date, end: date, limit: int) -> Sequence[Any]:
-    return conn.execute(TOP_AGENTS, {"start": start, "end": end, "limit": limit}).all()
+def top_agents(conn: Connection, start: date, end: date, limit: int) -> tuple[list[Any], int]:
+    """The ``limit`` agents with most requests in the period (among those with usage rows in
+    it), with their figures and active deployments, and the platform's active deployments (of
+    every agent), in one round trip."""
+    rows = conn.execute(AGENTS, {"start": start, "end": end}).all()
+    deployed = sum(int(row.active_deployments) for row in rows)
+    return [row for row in rows if row.has_usage][:limit], deployed
