@@ -94,20 +94,25 @@ def _conditions(
     return conditions
 
 
-def _requests_since() -> sa.ScalarSelect[Any]:
-    """A tenant's requests from ``:since`` through the last day with usage: its running total
-    at the last day minus the one at ``:before`` = since - 1 (``tenant_usage_cumulative``, two
-    index reads)."""
+def _requests_since() -> sa.ColumnElement[Any]:
+    """A tenant's requests from ``:before`` + 1 through the last day with usage: its running
+    total at the last day minus the one at ``:before`` (``tenant_usage_cumulative``: two
+    index-only reads; 0 when the last day is not after ``:before`` or the tenant has no row)."""
     c = tenant_usage_cumulative
     before = sa.bindparam("before", type_=sa.Date())
     last_day = sa.select(sa.func.max(c.c.date)).scalar_subquery()
     e, s = c.alias("e"), c.alias("s")
-    return (
-        sa.select(e.c.total_requests - sa.func.coalesce(s.c.total_requests, 0))
-        .select_from(e.outerjoin(s, sa.and_(s.c.tenant_id == e.c.tenant_id, s.c.date == before)))
+    at_end = (
+        sa.select(e.c.total_requests)
         .where(e.c.tenant_id == tenants.c.id, e.c.date == last_day, e.c.date > before)
         .scalar_subquery()
     )
+    at_start = (
+        sa.select(s.c.total_requests)
+        .where(s.c.tenant_id == tenants.c.id, s.c.date == before)
+        .scalar_subquery()
+    )
+    return sa.func.coalesce(at_end - sa.func.coalesce(at_start, 0), 0)
 
 
 @functools.cache
@@ -157,7 +162,7 @@ def _page_statement(
             tenants.c.created_at,
             active_agents.label("active_agents"),
             active_users.label("active_users"),
-            sa.func.coalesce(_requests_since(), 0).label("requests_last_30_days"),
+            _requests_since().label("requests_last_30_days"),
             matching.label("matching"),
         )
         .join(page, page.c.page_id == tenants.c.id)
