@@ -92,31 +92,29 @@ def _search_conditions(
 
 @functools.cache
 def _search_statement(by_status: bool, by_type: bool, by_tenant: bool) -> sa.Select[Any]:
-    """A page of commands (``:limit``, ``:offset``), newest first, each row carrying the number
-    of matching commands (``matching``, an uncorrelated subquery run once)."""
+    """The number of matching commands (``matching``) with a page of them (``:limit``,
+    ``:offset``), newest first: one row per command of the page, or a single row without a
+    command (null ``command_id``) when the page is empty."""
     counted = oc.alias("counted")
     matching = (
-        sa.select(sa.func.count())
+        sa.select(sa.func.count().label("matching"))
         .select_from(counted)
         .where(*_search_conditions(counted, by_status, by_type, by_tenant))
-        .scalar_subquery()
+        .subquery("matching")
     )
-    return (
-        sa.select(*RECORD_COLUMNS, tenants.c.name.label("tenant_name"), matching.label("matching"))
+    page = (
+        sa.select(*RECORD_COLUMNS, tenants.c.name.label("tenant_name"))
         .select_from(oc.outerjoin(tenants, tenants.c.id == oc.c.tenant_id))
         .where(*_search_conditions(oc, by_status, by_type, by_tenant))
         .order_by(oc.c.created_at.desc(), oc.c.command_id.desc())
         .limit(sa.bindparam("limit"))
         .offset(sa.bindparam("offset"))
+        .subquery("page")
     )
-
-
-@functools.cache
-def _count_statement(by_status: bool, by_type: bool, by_tenant: bool) -> sa.Select[Any]:
     return (
-        sa.select(sa.func.count())
-        .select_from(oc)
-        .where(*_search_conditions(oc, by_status, by_type, by_tenant))
+        sa.select(matching.c.matching, page)
+        .select_from(matching.outerjoin(page, sa.true()))
+        .order_by(page.c.created_at.desc(), page.c.command_id.desc())
     )
 
 
@@ -270,10 +268,8 @@ class SqlCommandStore:
             "offset": query.offset,
         }
         rows = conn.execute(_search_statement(*shape), params).all()
-        if rows:
-            return [_record(r) for r in rows], int(rows[0].matching)
-        # An empty page (e.g. an offset past the end) still reports how many commands match.
-        return [], int(conn.execute(_count_statement(*shape), params).scalar_one())
+        records = [_record(r) for r in rows if r.command_id is not None]
+        return records, int(rows[0].matching)
 
     def cancel(self, conn: Connection, command_id: uuid.UUID, actor: Actor) -> CommandRecord | None:
         now = utcnow()
