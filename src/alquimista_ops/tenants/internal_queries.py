@@ -119,8 +119,10 @@ def _requests_since() -> sa.ColumnElement[Any]:
 def _page_statement(
     sort_by: str, descending: bool, shape: tuple[bool, bool, bool, bool, bool]
 ) -> sa.Select[Any]:
-    """One page of tenants (``:limit``, ``:offset``) with their counters and the number of
-    matching tenants; one statement per (sort, direction, filters on) shape."""
+    """The number of matching tenants (``matching``) with one page of them (``:limit``,
+    ``:offset``) and their counters: one row per tenant of the page, or a single row without
+    a tenant (null ``id``) when the page is empty. One statement per (sort, direction, filters
+    on) shape."""
     column = SORT_COLUMNS[sort_by]
     order = [column.desc() if descending else column.asc(), tenants.c.id]
     # The page is chosen on ``tenants`` alone; the counters are then computed only for the
@@ -131,14 +133,7 @@ def _page_statement(
         .order_by(*order)
         .limit(sa.bindparam("limit"))
         .offset(sa.bindparam("offset"))
-        .subquery()
-    )
-    counted = tenants.alias("counted")
-    matching = (
-        sa.select(sa.func.count())
-        .select_from(counted)
-        .where(*_conditions(counted, *shape))
-        .scalar_subquery()
+        .subquery("page")
     )
     active_agents = (
         sa.select(sa.func.count())
@@ -150,7 +145,7 @@ def _page_statement(
         .where(tenant_users.c.tenant_id == tenants.c.id, tenant_users.c.status == "active")
         .scalar_subquery()
     )
-    return (
+    listed = (
         sa.select(
             tenants.c.id,
             tenants.c.name,
@@ -163,16 +158,24 @@ def _page_statement(
             active_agents.label("active_agents"),
             active_users.label("active_users"),
             _requests_since().label("requests_last_30_days"),
-            matching.label("matching"),
+            column.label("sort_key"),
         )
         .join(page, page.c.page_id == tenants.c.id)
-        .order_by(*order)
+        .subquery("listed")
     )
-
-
-@functools.cache
-def _count_statement(shape: tuple[bool, bool, bool, bool, bool]) -> sa.Select[Any]:
-    return sa.select(sa.func.count()).select_from(tenants).where(*_conditions(tenants, *shape))
+    counted = tenants.alias("counted")
+    matching = (
+        sa.select(sa.func.count().label("matching"))
+        .select_from(counted)
+        .where(*_conditions(counted, *shape))
+        .subquery("matching")
+    )
+    sort_key = listed.c.sort_key.desc() if descending else listed.c.sort_key.asc()
+    return (
+        sa.select(matching.c.matching, listed)
+        .select_from(matching.outerjoin(listed, sa.true()))
+        .order_by(sort_key, listed.c.id)
+    )
 
 
 def tenant_page(
@@ -183,9 +186,9 @@ def tenant_page(
     limit: int,
     offset: int,
     usage_since: date,
-) -> tuple[Sequence[Any], int]:
-    """One page of tenants with their counters and the number of matching tenants, in one
-    round trip (a second one only for an empty page)."""
+) -> tuple[list[Any], int]:
+    """One page of tenants with their counters and the number of matching tenants (also for
+    an empty page, e.g. an offset past the end), in one round trip."""
     params = {
         **filters.params,
         "limit": limit,
@@ -193,11 +196,7 @@ def tenant_page(
         "before": usage_since - timedelta(days=1),
     }
     rows = conn.execute(_page_statement(sort_by, descending, filters.shape), params).all()
-    if rows:
-        return rows, int(rows[0].matching)
-    # An empty page (e.g. an offset past the end) still reports how many tenants match.
-    total = conn.execute(_count_statement(filters.shape), filters.params).scalar_one()
-    return [], int(total)
+    return [row for row in rows if row.id is not None], int(rows[0].matching)
 
 
 TENANT_ROW = (
