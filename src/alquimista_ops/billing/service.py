@@ -66,15 +66,22 @@ def billing_overview(conn: Connection, period: Period) -> dict[str, Any]:
             churn_count += 1
 
     running = base_mrr
+    running_money = money(running)
     trend = []
     for day in period.dates():
-        running += new_by_day.get(day, Decimal(0)) - churn_by_day.get(day, Decimal(0))
+        new = new_by_day.get(day)
+        churned = churn_by_day.get(day)
+        if new is None and churned is None:  # most days: no movement, nothing to convert
+            trend.append({"date": day, "mrr": running_money, "new_mrr": 0.0, "churned_mrr": 0.0})
+            continue
+        running += (new or Decimal(0)) - (churned or Decimal(0))
+        running_money = money(running)
         trend.append(
             {
                 "date": day,
-                "mrr": money(running),
-                "new_mrr": money(new_by_day.get(day, 0)),
-                "churned_mrr": money(churn_by_day.get(day, 0)),
+                "mrr": running_money,
+                "new_mrr": money(new) if new is not None else 0.0,
+                "churned_mrr": money(churned) if churned is not None else 0.0,
             }
         )
     new_mrr = sum(new_by_day.values(), Decimal(0))
