@@ -512,6 +512,8 @@ def test_list_filters_and_true_total(
     post(client, admin, {"command_type": "CLEAR_CACHE"})
     page = client.get(URL, params={"limit": 2}, headers=admin).json()
     assert page["total"] == 4 and len(page["commands"]) == 2
+    past_the_end = client.get(URL, params={"offset": 10}, headers=admin).json()
+    assert past_the_end["total"] == 4 and past_the_end["commands"] == []
     mine = client.get(URL, params={"tenant_id": str(world.id)}, headers=admin).json()
     assert mine["total"] == 3
     assert {c["tenant_name"] for c in mine["commands"]} == {"Clínica Teste"}

@@ -17,6 +17,8 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Connection, Engine
 
+from alquimista_ops.billing import service as billing_service
+from alquimista_ops.core.params import Period
 from alquimista_ops.demo import seed as demo
 from tests.conftest import SEED_TODAY, auth, issue_token, truncate_data
 
@@ -212,6 +214,51 @@ def test_billing_matches_sql(
     assert body["mrr_at_period_start"] + body["net_new_mrr_this_period"] == pytest.approx(
         got[-1][1], abs=0.01
     )
+
+
+def test_billing_lists_every_plan_even_without_active_tenants(
+    engine: Engine, generated: None
+) -> None:
+    """Plans without active tenants (and an empty database) still answer, in price order."""
+    period = Period(START, END, "custom")
+    with engine.connect() as conn, conn.begin() as transaction:
+        plan_order = [
+            r.name for r in _q(conn, "SELECT name FROM plans ORDER BY price_monthly_brl, name")
+        ]
+        kept = plan_order[0]
+        conn.execute(
+            sa.text(
+                "UPDATE tenants SET status = 'inactive' WHERE plan <> :p AND status = 'active'"
+            ),
+            {"p": kept},
+        )
+        body = billing_service.billing_overview(conn, period)
+        active = _q(
+            conn,
+            "SELECT segment, COUNT(*) n, SUM(mrr_estimate) m FROM tenants"
+            " WHERE status = 'active' GROUP BY segment",
+        )
+        assert [p["plan"] for p in body["by_plan"]] == plan_order
+        assert [p["tenants"] for p in body["by_plan"][1:]] == [0] * (len(plan_order) - 1)
+        assert body["by_plan"][0]["tenants"] == body["active_tenants"] == sum(r.n for r in active)
+        segments = {r.segment: r for r in active}
+        for item in body["by_segment"]:
+            row = segments.get(item["segment"])
+            assert item["tenants"] == (int(row.n) if row else 0)
+            assert item["mrr"] == pytest.approx(float(row.m) if row else 0.0, abs=0.005)
+
+        conn.execute(sa.text("DELETE FROM tenants"))
+        empty = billing_service.billing_overview(conn, period)
+        transaction.rollback()
+    assert [p["plan"] for p in empty["by_plan"]] == plan_order
+    assert all(p["tenants"] == 0 and p["mrr"] == 0.0 for p in empty["by_plan"])
+    assert all(s["tenants"] == 0 and s["share"] == 0.0 for s in empty["by_segment"])
+    assert (empty["total_mrr"], empty["active_tenants"], empty["mrr_at_period_start"]) == (
+        0.0,
+        0,
+        0.0,
+    )
+    assert {p["mrr"] for p in empty["revenue_trend"]} == {0.0}
 
 
 def test_support_cannot_read_billing(client: TestClient, runtime: Any, generated: None) -> None:

@@ -35,9 +35,23 @@ def _share(part: Decimal, whole: Decimal) -> float:
 def billing_overview(conn: Connection, period: Period) -> dict[str, Any]:
     start = _midnight(period.start)
     end = _midnight(period.end + timedelta(days=1))
-    active = queries.active_totals(conn)
-    total_mrr = Decimal(active.mrr)
-    base = queries.paying_mrr_at(conn, start)
+    groups = queries.active_by_plan_and_segment(conn, start)
+    base_mrr = Decimal(groups[0].base_mrr)
+    # plan -> [tenants, mrr] in the plans' order; segment -> [tenants, mrr]
+    plan_totals: dict[str, list[Any]] = {}
+    segment_totals: dict[str, list[Any]] = {}
+    for row in groups:
+        if row.plan is None:  # no plan at all (only the base row)
+            continue
+        plan = plan_totals.setdefault(row.plan, [0, Decimal(0)])
+        plan[0] += int(row.tenants)
+        plan[1] += Decimal(row.mrr)
+        if row.segment is not None:
+            segment = segment_totals.setdefault(row.segment, [0, Decimal(0)])
+            segment[0] += int(row.tenants)
+            segment[1] += Decimal(row.mrr)
+    active_tenants = sum(count for count, _mrr in plan_totals.values())
+    total_mrr = sum((mrr for _count, mrr in plan_totals.values()), Decimal(0))
 
     new_by_day: dict[date, Decimal] = defaultdict(Decimal)
     churn_by_day: dict[date, Decimal] = defaultdict(Decimal)
@@ -51,50 +65,51 @@ def billing_overview(conn: Connection, period: Period) -> dict[str, Any]:
             churn_by_day[row.churned_at.astimezone(UTC).date()] += mrr
             churn_count += 1
 
-    running = Decimal(base.mrr)
+    running = base_mrr
+    running_money = money(running)
     trend = []
     for day in period.dates():
-        running += new_by_day.get(day, Decimal(0)) - churn_by_day.get(day, Decimal(0))
+        new = new_by_day.get(day)
+        churned = churn_by_day.get(day)
+        if new is None and churned is None:  # most days: no movement, nothing to convert
+            trend.append({"date": day, "mrr": running_money, "new_mrr": 0.0, "churned_mrr": 0.0})
+            continue
+        running += (new or Decimal(0)) - (churned or Decimal(0))
+        running_money = money(running)
         trend.append(
             {
                 "date": day,
-                "mrr": money(running),
-                "new_mrr": money(new_by_day.get(day, 0)),
-                "churned_mrr": money(churn_by_day.get(day, 0)),
+                "mrr": running_money,
+                "new_mrr": money(new) if new is not None else 0.0,
+                "churned_mrr": money(churned) if churned is not None else 0.0,
             }
         )
     new_mrr = sum(new_by_day.values(), Decimal(0))
     churned_mrr = sum(churn_by_day.values(), Decimal(0))
-    by_segment = {row.segment: row for row in queries.active_by_segment(conn)}
     return {
         "period": period.as_dict(),
         "currency": "BRL",
         "total_mrr": money(total_mrr),
         "arr": money(total_mrr * 12),
-        "active_tenants": int(active.tenants),
-        "avg_mrr_per_tenant": money(total_mrr / active.tenants) if active.tenants else 0.0,
-        "mrr_at_period_start": money(base.mrr),
+        "active_tenants": active_tenants,
+        "avg_mrr_per_tenant": money(total_mrr / active_tenants) if active_tenants else 0.0,
+        "mrr_at_period_start": money(base_mrr),
         "new_mrr_this_period": money(new_mrr),
         "new_tenants_this_period": new_count,
         "churned_mrr_this_period": money(churned_mrr),
         "churned_tenants_this_period": churn_count,
         "net_new_mrr_this_period": money(new_mrr - churned_mrr),
         "by_plan": [
-            {
-                "plan": row.plan,
-                "tenants": int(row.tenants),
-                "mrr": money(row.mrr),
-                "share": _share(Decimal(row.mrr), total_mrr),
-            }
-            for row in queries.active_by_plan(conn)
+            {"plan": plan, "tenants": count, "mrr": money(mrr), "share": _share(mrr, total_mrr)}
+            for plan, (count, mrr) in plan_totals.items()
         ],
         "by_segment": [
             {
                 "segment": segment,
-                "tenants": int(by_segment[segment].tenants) if segment in by_segment else 0,
-                "mrr": money(by_segment[segment].mrr) if segment in by_segment else 0.0,
-                "share": _share(Decimal(by_segment[segment].mrr), total_mrr)
-                if segment in by_segment
+                "tenants": segment_totals[segment][0] if segment in segment_totals else 0,
+                "mrr": money(segment_totals[segment][1]) if segment in segment_totals else 0.0,
+                "share": _share(segment_totals[segment][1], total_mrr)
+                if segment in segment_totals
                 else 0.0,
             }
             for segment in SEGMENTS

@@ -14,6 +14,7 @@ claim); there is no notification, the in-process worker is woken after commit in
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -67,6 +68,54 @@ _COMPLETE_MANY = sa.text(
     WHERE c.command_id = d.command_id AND c.lease_owner = :owner
     """
 ).bindparams(sa.bindparam("now", type_=UTCDateTime()))
+
+
+_GET = (
+    sa.select(*RECORD_COLUMNS, tenants.c.name.label("tenant_name"))
+    .select_from(oc.outerjoin(tenants, tenants.c.id == oc.c.tenant_id))
+    .where(oc.c.command_id == sa.bindparam("command_id"))
+)
+
+
+def _search_conditions(
+    table: sa.FromClause, by_status: bool, by_type: bool, by_tenant: bool
+) -> list[Any]:
+    conditions = []
+    if by_status:
+        conditions.append(table.c.status == sa.bindparam("status"))
+    if by_type:
+        conditions.append(table.c.command_type == sa.bindparam("command_type"))
+    if by_tenant:
+        conditions.append(table.c.tenant_id == sa.bindparam("tenant_id"))
+    return conditions
+
+
+@functools.cache
+def _search_statement(by_status: bool, by_type: bool, by_tenant: bool) -> sa.Select[Any]:
+    """The number of matching commands (``matching``) with a page of them (``:limit``,
+    ``:offset``), newest first: one row per command of the page, or a single row without a
+    command (null ``command_id``) when the page is empty."""
+    counted = oc.alias("counted")
+    matching = (
+        sa.select(sa.func.count().label("matching"))
+        .select_from(counted)
+        .where(*_search_conditions(counted, by_status, by_type, by_tenant))
+        .subquery("matching")
+    )
+    page = (
+        sa.select(*RECORD_COLUMNS, tenants.c.name.label("tenant_name"))
+        .select_from(oc.outerjoin(tenants, tenants.c.id == oc.c.tenant_id))
+        .where(*_search_conditions(oc, by_status, by_type, by_tenant))
+        .order_by(oc.c.created_at.desc(), oc.c.command_id.desc())
+        .limit(sa.bindparam("limit"))
+        .offset(sa.bindparam("offset"))
+        .subquery("page")
+    )
+    return (
+        sa.select(matching.c.matching, page)
+        .select_from(matching.outerjoin(page, sa.true()))
+        .order_by(page.c.created_at.desc(), page.c.command_id.desc())
+    )
 
 
 class CommandStore(Protocol):
@@ -142,6 +191,7 @@ class CommandStore(Protocol):
 
 def _record(row: Any, tenant_name: str | None = None) -> CommandRecord:
     values = dict(row._mapping)
+    values.pop("matching", None)
     values.setdefault("tenant_name", tenant_name)
     return CommandRecord(**values)
 
@@ -211,33 +261,21 @@ class SqlCommandStore:
         return record
 
     def get(self, conn: Connection, command_id: uuid.UUID) -> CommandRecord | None:
-        row = conn.execute(
-            sa.select(*RECORD_COLUMNS, tenants.c.name.label("tenant_name"))
-            .select_from(oc.outerjoin(tenants, tenants.c.id == oc.c.tenant_id))
-            .where(oc.c.command_id == command_id)
-        ).first()
+        row = conn.execute(_GET, {"command_id": command_id}).first()
         return _record(row) if row else None
 
     def search(self, conn: Connection, query: CommandQuery) -> tuple[list[CommandRecord], int]:
-        conditions = []
-        if query.status:
-            conditions.append(oc.c.status == query.status)
-        if query.command_type:
-            conditions.append(oc.c.command_type == query.command_type)
-        if query.tenant_id:
-            conditions.append(oc.c.tenant_id == query.tenant_id)
-        total = conn.execute(
-            sa.select(sa.func.count()).select_from(oc).where(*conditions)
-        ).scalar_one()
-        rows = conn.execute(
-            sa.select(*RECORD_COLUMNS, tenants.c.name.label("tenant_name"))
-            .select_from(oc.outerjoin(tenants, tenants.c.id == oc.c.tenant_id))
-            .where(*conditions)
-            .order_by(oc.c.created_at.desc(), oc.c.command_id.desc())
-            .limit(query.limit)
-            .offset(query.offset)
-        )
-        return [_record(r) for r in rows], int(total)
+        shape = (bool(query.status), bool(query.command_type), bool(query.tenant_id))
+        params = {
+            "status": query.status,
+            "command_type": query.command_type,
+            "tenant_id": query.tenant_id,
+            "limit": query.limit,
+            "offset": query.offset,
+        }
+        rows = conn.execute(_search_statement(*shape), params).all()
+        records = [_record(r) for r in rows if r.command_id is not None]
+        return records, int(rows[0].matching)
 
     def cancel(self, conn: Connection, command_id: uuid.UUID, actor: Actor) -> CommandRecord | None:
         now = utcnow()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -32,54 +35,105 @@ def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def list_conditions(
+@dataclass(frozen=True, slots=True)
+class ListFilter:
+    """Which filters of the tenant list are on (the statement's shape) and their values."""
+
+    by_status: bool
+    by_plan: bool
+    by_segment: bool
+    by_name: bool
+    by_digits: bool
+    params: dict[str, Any]
+
+    @property
+    def shape(self) -> tuple[bool, bool, bool, bool, bool]:
+        return (self.by_status, self.by_plan, self.by_segment, self.by_name, self.by_digits)
+
+
+def list_filter(
     status: str, plan: str | None, segment: str | None, name_fold: str | None, digits: str | None
+) -> ListFilter:
+    params: dict[str, Any] = {"status": status, "plan": plan, "segment": segment}
+    if name_fold:
+        params["name_like"] = f"%{_like_escape(name_fold)}%"
+    if digits:
+        params["cnpj_like"] = f"%{digits}%"
+    return ListFilter(
+        status != "all",
+        plan is not None,
+        segment is not None,
+        bool(name_fold),
+        bool(digits),
+        params,
+    )
+
+
+def _conditions(
+    t: sa.FromClause,
+    by_status: bool,
+    by_plan: bool,
+    by_segment: bool,
+    by_name: bool,
+    by_digits: bool,
 ) -> list[Any]:
     conditions: list[Any] = []
-    if status != "all":
-        conditions.append(tenants.c.status == status)
-    if plan is not None:
-        conditions.append(tenants.c.plan == plan)
-    if segment is not None:
-        conditions.append(tenants.c.segment == segment)
+    if by_status:
+        conditions.append(t.c.status == sa.bindparam("status"))
+    if by_plan:
+        conditions.append(t.c.plan == sa.bindparam("plan"))
+    if by_segment:
+        conditions.append(t.c.segment == sa.bindparam("segment"))
     matches: list[Any] = []
-    if name_fold:
-        matches.append(tenants.c.name_search.like(f"%{_like_escape(name_fold)}%", escape="\\"))
-    if digits:
-        matches.append(tenants.c.cnpj.like(f"%{digits}%"))
+    if by_name:
+        matches.append(t.c.name_search.like(sa.bindparam("name_like"), escape="\\"))
+    if by_digits:
+        matches.append(t.c.cnpj.like(sa.bindparam("cnpj_like")))
     if matches:
         conditions.append(sa.or_(*matches))
     return conditions
 
 
-def tenant_page(
-    conn: Connection,
-    conditions: list[Any],
-    sort_by: str,
-    descending: bool,
-    limit: int,
-    offset: int,
-    usage_since: date,
-) -> tuple[list[Any], int]:
-    """One page of tenants with their counters and the number of matching tenants, in one
-    round trip (a second one only for an empty page).
+def _requests_since() -> sa.ColumnElement[Any]:
+    """A tenant's requests from ``:before`` + 1 through the last day with usage: its running
+    total at the last day minus the one at ``:before`` (``tenant_usage_cumulative``: two
+    index-only reads; 0 when the last day is not after ``:before`` or the tenant has no row)."""
+    c = tenant_usage_cumulative
+    before = sa.bindparam("before", type_=sa.Date())
+    last_day = sa.select(sa.func.max(c.c.date)).scalar_subquery()
+    e, s = c.alias("e"), c.alias("s")
+    at_end = (
+        sa.select(e.c.total_requests)
+        .where(e.c.tenant_id == tenants.c.id, e.c.date == last_day, e.c.date > before)
+        .scalar_subquery()
+    )
+    at_start = (
+        sa.select(s.c.total_requests)
+        .where(s.c.tenant_id == tenants.c.id, s.c.date == before)
+        .scalar_subquery()
+    )
+    return sa.func.coalesce(at_end - sa.func.coalesce(at_start, 0), 0)
 
-    The page (sort, offset, limit) is chosen first on ``tenants`` alone; the counters are then
-    computed only for the rows of the page (not for the rows skipped by the offset).
-    """
+
+@functools.cache
+def _page_statement(
+    sort_by: str, descending: bool, shape: tuple[bool, bool, bool, bool, bool]
+) -> sa.Select[Any]:
+    """The number of matching tenants (``matching``) with one page of them (``:limit``,
+    ``:offset``) and their counters: one row per tenant of the page, or a single row without
+    a tenant (null ``id``) when the page is empty. One statement per (sort, direction, filters
+    on) shape."""
     column = SORT_COLUMNS[sort_by]
     order = [column.desc() if descending else column.asc(), tenants.c.id]
+    # The page is chosen on ``tenants`` alone; the counters are then computed only for the
+    # rows of the page (not for the rows skipped by the offset).
     page = (
-        sa.select(
-            tenants.c.id.label("page_id"),
-            sa.func.row_number().over(order_by=order).label("position"),
-            sa.func.count().over().label("matching"),
-        )
-        .where(*conditions)
+        sa.select(tenants.c.id.label("page_id"))
+        .where(*_conditions(tenants, *shape))
         .order_by(*order)
-        .limit(limit)
-        .offset(offset)
-        .subquery()
+        .limit(sa.bindparam("limit"))
+        .offset(sa.bindparam("offset"))
+        .subquery("page")
     )
     active_agents = (
         sa.select(sa.func.count())
@@ -91,8 +145,7 @@ def tenant_page(
         .where(tenant_users.c.tenant_id == tenants.c.id, tenant_users.c.status == "active")
         .scalar_subquery()
     )
-    requests = sa.func.coalesce(_requests_since(tenants.c.id, usage_since), 0)
-    rows = conn.execute(
+    listed = (
         sa.select(
             tenants.c.id,
             tenants.c.name,
@@ -104,128 +157,182 @@ def tenant_page(
             tenants.c.created_at,
             active_agents.label("active_agents"),
             active_users.label("active_users"),
-            requests.label("requests_last_30_days"),
-            page.c.matching,
+            _requests_since().label("requests_last_30_days"),
+            column.label("sort_key"),
         )
         .join(page, page.c.page_id == tenants.c.id)
-        .order_by(page.c.position)
-    ).all()
-    if rows:
-        return list(rows), int(rows[0].matching)
-    # An empty page (e.g. an offset past the end) still reports how many tenants match.
-    total = conn.execute(
-        sa.select(sa.func.count()).select_from(tenants).where(*conditions)
-    ).scalar_one()
-    return [], int(total)
-
-
-def _requests_since(tenant_id: Any, since: date) -> sa.ScalarSelect[Any]:
-    """A tenant's requests from ``since`` through the last day with usage: its running total at
-    the last day minus the one at ``since - 1`` (``tenant_usage_cumulative``, two index reads)."""
-    c = tenant_usage_cumulative
-    before = since - timedelta(days=1)
-    last_day = sa.select(sa.func.max(c.c.date)).scalar_subquery()
-    e, s = c.alias("e"), c.alias("s")
-    return (
-        sa.select(e.c.total_requests - sa.func.coalesce(s.c.total_requests, 0))
-        .select_from(e.outerjoin(s, sa.and_(s.c.tenant_id == e.c.tenant_id, s.c.date == before)))
-        .where(e.c.tenant_id == tenant_id, e.c.date == last_day, e.c.date > before)
-        .scalar_subquery()
+        .subquery("listed")
     )
+    counted = tenants.alias("counted")
+    matching = (
+        sa.select(sa.func.count().label("matching"))
+        .select_from(counted)
+        .where(*_conditions(counted, *shape))
+        .subquery("matching")
+    )
+    sort_key = listed.c.sort_key.desc() if descending else listed.c.sort_key.asc()
+    return (
+        sa.select(matching.c.matching, listed)
+        .select_from(matching.outerjoin(listed, sa.true()))
+        .order_by(sort_key, listed.c.id)
+    )
+
+
+def tenant_page(
+    conn: Connection,
+    filters: ListFilter,
+    sort_by: str,
+    descending: bool,
+    limit: int,
+    offset: int,
+    usage_since: date,
+) -> tuple[list[Any], int]:
+    """One page of tenants with their counters and the number of matching tenants (also for
+    an empty page, e.g. an offset past the end), in one round trip."""
+    params = {
+        **filters.params,
+        "limit": limit,
+        "offset": offset,
+        "before": usage_since - timedelta(days=1),
+    }
+    rows = conn.execute(_page_statement(sort_by, descending, filters.shape), params).all()
+    return [row for row in rows if row.id is not None], int(rows[0].matching)
+
+
+TENANT_ROW = (
+    sa.select(tenants, plans.c.max_agents, plans.c.max_users, plans.c.max_requests_per_month)
+    .join(plans, plans.c.name == tenants.c.plan)
+    .where(tenants.c.id == sa.bindparam("tenant_id"))
+)
 
 
 def tenant_row(conn: Connection, tenant_id: uuid.UUID) -> Any:
-    return conn.execute(
-        sa.select(
-            tenants,
-            plans.c.max_agents,
-            plans.c.max_users,
-            plans.c.max_requests_per_month,
-        )
-        .join(plans, plans.c.name == tenants.c.plan)
-        .where(tenants.c.id == tenant_id)
-    ).first()
+    return conn.execute(TENANT_ROW, {"tenant_id": tenant_id}).first()
 
 
-def tenant_users_of(conn: Connection, tenant_id: uuid.UUID, limit: int) -> list[Any]:
-    return list(
-        conn.execute(
-            sa.select(
-                tenant_users.c.id,
-                tenant_users.c.email,
-                tenant_users.c.full_name,
-                tenant_users.c.role,
-                tenant_users.c.status,
-                tenant_users.c.last_login_at,
-                tenant_users.c.created_at,
-            )
-            .where(tenant_users.c.tenant_id == tenant_id)
-            .order_by(tenant_users.c.full_name, tenant_users.c.id)
-            .limit(limit)
-        )
-    )
-
-
-def tenant_agents_of(conn: Connection, tenant_id: uuid.UUID) -> list[Any]:
-    return list(
-        conn.execute(
-            sa.select(
-                agents.c.id,
-                agents.c.name,
-                agents.c.display_name,
-                agents.c.category,
-                agents.c.version,
-                tenant_agents.c.id.label("tenant_agent_id"),
-                tenant_agents.c.status,
-                tenant_agents.c.config,
-                tenant_agents.c.activated_at,
-                tenant_agents.c.deactivated_at,
-                tenant_agents.c.last_used_at,
-                tenant_agents.c.last_error,
-                tenant_agents.c.total_requests,
-                tenant_agents.c.total_errors,
-            )
-            .select_from(tenant_agents.join(agents, agents.c.id == tenant_agents.c.agent_id))
-            .where(tenant_agents.c.tenant_id == tenant_id)
-            .order_by(agents.c.display_name, agents.c.id)
-        )
-    )
-
-
-def tenant_integrations_of(conn: Connection, tenant_id: uuid.UUID) -> list[Any]:
-    ti = tenant_integrations
-    return list(
-        conn.execute(
-            sa.select(*PUBLIC_COLUMNS)  # never credentials_encrypted
-            .where(ti.c.tenant_id == tenant_id)
-            .order_by(ti.c.integration_type, ti.c.integration_name, ti.c.id)
-        )
-    )
-
-
-def tenant_usage_windows(conn: Connection, tenant_id: uuid.UUID, today: date) -> Any:
-    """Requests of the last 7 and 30 days and the 30-day success/latency figures."""
+def _usage_windows() -> sa.Subquery:
+    """Requests of the last 7 (from ``:since_7``) and 30 days (``:since_30`` .. ``:today``) and
+    the 30-day success/latency figures of ``:tenant_id`` (always one row)."""
     t = tenant_usage_totals
-    since_7 = date.fromordinal(today.toordinal() - 6)
-    since_30 = date.fromordinal(today.toordinal() - 29)
-    return conn.execute(
+    return (
         sa.select(
-            sa.func.coalesce(sa.func.sum(t.c.total_requests).filter(t.c.date >= since_7), 0).label(
-                "requests_7"
-            ),
+            sa.func.coalesce(
+                sa.func.sum(t.c.total_requests).filter(t.c.date >= sa.bindparam("since_7")), 0
+            ).label("requests_7"),
             sa.func.coalesce(sa.func.sum(t.c.total_requests), 0).label("requests_30"),
             sa.func.coalesce(sa.func.sum(t.c.successful_requests), 0).label("successful_30"),
             sa.func.coalesce(sa.func.sum(t.c.response_ms_weighted), 0).label("weighted_ms_30"),
-        ).where(t.c.tenant_id == tenant_id, t.c.date >= since_30, t.c.date <= today)
-    ).one()
+        )
+        .where(
+            t.c.tenant_id == sa.bindparam("tenant_id"),
+            t.c.date >= sa.bindparam("since_30"),
+            t.c.date <= sa.bindparam("today"),
+        )
+        .subquery("windows")
+    )
+
+
+_WINDOWS = _usage_windows()
+# The tenant's row, its plan's limits and its usage windows (one row, or none: no such tenant).
+TENANT_WITH_WINDOWS = (
+    sa.select(
+        tenants,
+        plans.c.max_agents,
+        plans.c.max_users,
+        plans.c.max_requests_per_month,
+        *_WINDOWS.c,
+    )
+    .select_from(tenants.join(plans, plans.c.name == tenants.c.plan).join(_WINDOWS, sa.true()))
+    .where(tenants.c.id == sa.bindparam("tenant_id"))
+)
+
+
+def tenant_with_usage_windows(conn: Connection, tenant_id: uuid.UUID, today: date) -> Any:
+    """``tenant_row`` plus the requests of the last 7 and 30 days and the 30-day
+    success/latency figures (``requests_7``, ``requests_30``, ``successful_30``,
+    ``weighted_ms_30``), in one round trip."""
+    return conn.execute(
+        TENANT_WITH_WINDOWS,
+        {
+            "tenant_id": tenant_id,
+            "since_7": date.fromordinal(today.toordinal() - 6),
+            "since_30": date.fromordinal(today.toordinal() - 29),
+            "today": today,
+        },
+    ).first()
+
+
+TENANT_USERS = (
+    sa.select(
+        tenant_users.c.id,
+        tenant_users.c.email,
+        tenant_users.c.full_name,
+        tenant_users.c.role,
+        tenant_users.c.status,
+        tenant_users.c.last_login_at,
+        tenant_users.c.created_at,
+    )
+    .where(tenant_users.c.tenant_id == sa.bindparam("tenant_id"))
+    .order_by(tenant_users.c.full_name, tenant_users.c.id)
+    .limit(sa.bindparam("limit"))
+)
+
+
+def tenant_users_of(conn: Connection, tenant_id: uuid.UUID, limit: int) -> Sequence[Any]:
+    return conn.execute(TENANT_USERS, {"tenant_id": tenant_id, "limit": limit}).all()
+
+
+TENANT_AGENTS = (
+    sa.select(
+        agents.c.id,
+        agents.c.name,
+        agents.c.display_name,
+        agents.c.category,
+        agents.c.version,
+        tenant_agents.c.id.label("tenant_agent_id"),
+        tenant_agents.c.status,
+        tenant_agents.c.config,
+        tenant_agents.c.activated_at,
+        tenant_agents.c.deactivated_at,
+        tenant_agents.c.last_used_at,
+        tenant_agents.c.last_error,
+        tenant_agents.c.total_requests,
+        tenant_agents.c.total_errors,
+    )
+    .select_from(tenant_agents.join(agents, agents.c.id == tenant_agents.c.agent_id))
+    .where(tenant_agents.c.tenant_id == sa.bindparam("tenant_id"))
+    .order_by(agents.c.display_name, agents.c.id)
+)
+
+
+def tenant_agents_of(conn: Connection, tenant_id: uuid.UUID) -> Sequence[Any]:
+    return conn.execute(TENANT_AGENTS, {"tenant_id": tenant_id}).all()
+
+
+TENANT_INTEGRATIONS = (
+    sa.select(*PUBLIC_COLUMNS)  # never credentials_encrypted
+    .where(tenant_integrations.c.tenant_id == sa.bindparam("tenant_id"))
+    .order_by(
+        tenant_integrations.c.integration_type,
+        tenant_integrations.c.integration_name,
+        tenant_integrations.c.id,
+    )
+)
+
+
+def tenant_integrations_of(conn: Connection, tenant_id: uuid.UUID) -> Sequence[Any]:
+    return conn.execute(TENANT_INTEGRATIONS, {"tenant_id": tenant_id}).all()
+
+
+TENANTS_CREATED_BETWEEN = (
+    sa.select(sa.func.count())
+    .select_from(tenants)
+    .where(
+        tenants.c.created_at >= sa.bindparam("start"), tenants.c.created_at < sa.bindparam("end")
+    )
+)
 
 
 def tenants_created_between(conn: Connection, start: datetime, end: datetime) -> int:
     """How many tenants were created in [start, end) (the staff landing's "new tenants")."""
-    return int(
-        conn.execute(
-            sa.select(sa.func.count())
-            .select_from(tenants)
-            .where(tenants.c.created_at >= start, tenants.c.created_at < end)
-        ).scalar_one()
-    )
+    return int(conn.execute(TENANTS_CREATED_BETWEEN, {"start": start, "end": end}).scalar_one())

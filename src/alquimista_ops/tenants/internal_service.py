@@ -36,7 +36,7 @@ def list_tenants(
     today: date | None = None,
 ) -> dict[str, Any]:
     today = today or utctoday()
-    conditions = queries.list_conditions(
+    filters = queries.list_filter(
         status,
         plan,
         segment,
@@ -45,7 +45,7 @@ def list_tenants(
     )
     rows, total = queries.tenant_page(
         conn,
-        conditions,
+        filters,
         sort_by,
         sort_order == "desc",
         page.limit,
@@ -69,11 +69,9 @@ def list_tenants(
 
 
 def tenant_detail(conn: Connection, tenant_id: uuid.UUID) -> dict[str, Any]:
-    row = queries.tenant_row(conn, tenant_id)
+    row = queries.tenant_with_usage_windows(conn, tenant_id, utctoday())
     if row is None:
         raise NotFound(f"Tenant {tenant_id} not found", details={"field": "tenant_id"})
-    today = utctoday()
-    windows = queries.tenant_usage_windows(conn, tenant_id, today)
     incidents, _total = incident_queries.incident_page(
         conn, incident_queries.incident_conditions(tenant_id, "all", None), RECENT_INCIDENTS, 0
     )
@@ -120,12 +118,10 @@ def tenant_detail(conn: Connection, tenant_id: uuid.UUID) -> dict[str, Any]:
             for i in queries.tenant_integrations_of(conn, tenant_id)
         ],
         "usage_summary": {
-            "requests_last_7_days": int(windows.requests_7),
-            "requests_last_30_days": int(windows.requests_30),
-            "success_rate_last_30_days": rate(windows.successful_30, windows.requests_30),
-            "avg_response_time_ms_last_30_days": weighted_avg(
-                windows.weighted_ms_30, windows.requests_30
-            ),
+            "requests_last_7_days": int(row.requests_7),
+            "requests_last_30_days": int(row.requests_30),
+            "success_rate_last_30_days": rate(row.successful_30, row.requests_30),
+            "avg_response_time_ms_last_30_days": weighted_avg(row.weighted_ms_30, row.requests_30),
         },
         "recent_incidents": [
             {

@@ -23,6 +23,7 @@ def usage_overview(conn: Connection, period: Period) -> dict[str, Any]:
     counts, period_sums, days = queries.platform_days(conn, period.start, period.end)
     summary = measures(period_sums)
     top_tenants, tenants_with_usage = queries.top_tenants(conn, period.start, period.end, TOP)
+    top_agents, agents_deployed = queries.top_agents(conn, period.start, period.end, TOP)
     by_day = {_as_date(row.date): row for row in days}
     daily = []
     for day in period.dates():
@@ -45,7 +46,7 @@ def usage_overview(conn: Connection, period: Period) -> dict[str, Any]:
             "total_tenants": int(counts.total_tenants),
             "active_tenants": int(counts.active_tenants),
             "tenants_with_usage": tenants_with_usage,
-            "total_agents_deployed": int(counts.agents_deployed),
+            "total_agents_deployed": agents_deployed,
             "total_requests": summary["total_requests"],
             "successful_requests": summary["successful_requests"],
             "failed_requests": summary["failed_requests"],
@@ -74,7 +75,7 @@ def usage_overview(conn: Connection, period: Period) -> dict[str, Any]:
                 "active_deployments": int(row.active_deployments),
                 **measures(row),
             }
-            for row in queries.top_agents(conn, period.start, period.end, TOP)
+            for row in top_agents
         ],
         "daily_trends": daily,
     }

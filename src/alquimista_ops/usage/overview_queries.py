@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Any
 
@@ -40,26 +41,24 @@ def _active_deployments() -> sa.Subquery:
 
 
 def _counts() -> sa.Subquery:
-    deployed = (
-        sa.select(sa.func.count())
-        .select_from(tenant_agents)
-        .where(tenant_agents.c.status == "active")
-        .scalar_subquery()
-    )
     return (
         sa.select(
             sa.func.count().label("total_tenants"),
             sa.func.count().filter(tenants.c.status == "active").label("active_tenants"),
-            deployed.label("agents_deployed"),
         )
         .select_from(tenants)
         .subquery()
     )
 
 
+PLATFORM_SUMMARY = sa.select(*_measures(platform_usage_totals)).where(
+    platform_usage_totals.c.date >= sa.bindparam("start"),
+    platform_usage_totals.c.date <= sa.bindparam("end"),
+)
+
+
 def platform_summary(conn: Connection, start: date, end: date) -> Any:
-    t = platform_usage_totals
-    return conn.execute(sa.select(*_measures(t)).where(t.c.date >= start, t.c.date <= end)).one()
+    return conn.execute(PLATFORM_SUMMARY, {"start": start, "end": end}).one()
 
 
 _DAY_COLUMNS = (
@@ -72,26 +71,29 @@ _DAY_COLUMNS = (
 )
 
 
+def _platform_days() -> sa.Select[Any]:
+    t = platform_usage_totals
+    counts = _counts()
+    columns: list[sa.ColumnElement[Any]] = [counts.c.total_tenants, counts.c.active_tenants]
+    columns.append(t.c.date)
+    columns.append(t.c.tenants_with_usage)
+    for name, label in _DAY_COLUMNS:
+        columns.append(t.c[name].label(label))
+        columns.append(sa.func.sum(t.c[name]).over().label(f"period_{label}"))
+    in_period = sa.and_(t.c.date >= sa.bindparam("start"), t.c.date <= sa.bindparam("end"))
+    return sa.select(*columns).select_from(counts.outerjoin(t, in_period)).order_by(t.c.date)
+
+
+PLATFORM_DAYS = _platform_days()
+
+
 def platform_days(conn: Connection, start: date, end: date) -> tuple[Any, Any, list[Any]]:
     """(tenant counts, the period's platform measures, its days) in one round trip.
 
     One row per day with platform totals in the period (or one row without a day when there is
     none), each carrying the tenant counts and the period's sums (window sums over the days).
     """
-    t = platform_usage_totals
-    counts = _counts()
-    columns: list[sa.ColumnElement[Any]] = [counts.c.total_tenants, counts.c.active_tenants]
-    columns.append(counts.c.agents_deployed)
-    columns.append(t.c.date)
-    columns.append(t.c.tenants_with_usage)
-    for name, label in _DAY_COLUMNS:
-        columns.append(t.c[name].label(label))
-        columns.append(sa.func.sum(t.c[name]).over().label(f"period_{label}"))
-    rows = conn.execute(
-        sa.select(*columns)
-        .select_from(counts.outerjoin(t, sa.and_(t.c.date >= start, t.c.date <= end)))
-        .order_by(t.c.date)
-    ).all()
+    rows = conn.execute(PLATFORM_DAYS, {"start": start, "end": end}).all()
     first = rows[0]
     days = [row for row in rows if row.date is not None]
     summary = _Summary(
@@ -105,17 +107,19 @@ class _Summary:
         self.__dict__.update(values)
 
 
-def top_tenants(conn: Connection, start: date, end: date, limit: int) -> tuple[list[Any], int]:
-    """The ``limit`` tenants with most requests in the period, with their figures, and how many
-    tenants had requests in it, in one round trip.
+def _top_tenants() -> sa.Select[Any]:
+    """The ``:limit`` tenants with most requests over ``:before`` + 1 .. ``:end``, with their
+    figures and how many tenants had requests in the period (on every row).
 
-    A tenant's figures over ``start..end`` are its running totals at the last day up to ``end``
-    minus those at ``start - 1`` (``tenant_usage_cumulative``): ranking reads two index ranges
+    A tenant's figures over the period are its running totals at the last day up to ``:end``
+    minus those at ``:before`` (``tenant_usage_cumulative``): ranking reads two index ranges
     of ``total_requests`` only; the other measures are read for the ``limit`` winners.
     """
     c = tenant_usage_cumulative
-    before = start - timedelta(days=1)
-    last_day = sa.select(sa.func.max(c.c.date)).where(c.c.date <= end).scalar_subquery()
+    before = sa.bindparam("before", type_=sa.Date())
+    last_day = (
+        sa.select(sa.func.max(c.c.date)).where(c.c.date <= sa.bindparam("end")).scalar_subquery()
+    )
     e, s = c.alias("e"), c.alias("s")
     requests = e.c.total_requests - sa.func.coalesce(s.c.total_requests, 0)
     ranked = (
@@ -127,11 +131,11 @@ def top_tenants(conn: Connection, start: date, end: date, limit: int) -> tuple[l
         .select_from(e.outerjoin(s, sa.and_(s.c.tenant_id == e.c.tenant_id, s.c.date == before)))
         .where(e.c.date == last_day, e.c.date > before, requests > 0)
         .order_by(sa.desc("requests"), e.c.tenant_id)
-        .limit(limit)
+        .limit(sa.bindparam("limit"))
         .subquery()
     )
     e2, s2 = c.alias("e2"), c.alias("s2")
-    rows = conn.execute(
+    return (
         sa.select(
             ranked.c.tenant_id,
             ranked.c.tenants_with_usage,
@@ -150,36 +154,59 @@ def top_tenants(conn: Connection, start: date, end: date, limit: int) -> tuple[l
             .join(tenants, tenants.c.id == ranked.c.tenant_id)
         )
         .order_by(ranked.c.requests.desc(), ranked.c.tenant_id)
-    ).all()
+    )
+
+
+TOP_TENANTS = _top_tenants()
+
+
+def top_tenants(conn: Connection, start: date, end: date, limit: int) -> tuple[Sequence[Any], int]:
+    """The ``limit`` tenants with most requests in the period, with their figures, and how many
+    tenants had requests in it, in one round trip."""
+    params = {"before": start - timedelta(days=1), "end": end, "limit": limit}
+    rows = conn.execute(TOP_TENANTS, params).all()
     if not rows:
         return [], 0
-    return list(rows), int(rows[0].tenants_with_usage)
+    return rows, int(rows[0].tenants_with_usage)
 
 
-def top_agents(conn: Connection, start: date, end: date, limit: int) -> list[Any]:
+def _agents() -> sa.Select[Any]:
+    """Every agent with its active deployments and its measures over ``:start`` .. ``:end``:
+    those with usage rows in the period first, by requests (desc) and name, then the others."""
     t = agent_usage_totals
     deployments = _active_deployments()
     grouped = (
         sa.select(t.c.agent_id, *_measures(t))
-        .where(t.c.date >= start, t.c.date <= end)
+        .where(t.c.date >= sa.bindparam("start"), t.c.date <= sa.bindparam("end"))
         .group_by(t.c.agent_id)
         .subquery()
     )
-    return list(
-        conn.execute(
-            sa.select(
-                grouped,
-                agents.c.name,
-                agents.c.display_name,
-                agents.c.category,
-                sa.func.coalesce(deployments.c.deployments, 0).label("active_deployments"),
-            )
-            .select_from(
-                grouped.join(agents, agents.c.id == grouped.c.agent_id).outerjoin(
-                    deployments, deployments.c.agent_id == grouped.c.agent_id
-                )
-            )
-            .order_by(grouped.c.total_requests.desc(), agents.c.name)
-            .limit(limit)
+    return (
+        sa.select(
+            agents.c.id.label("agent_id"),
+            (grouped.c.agent_id.is_not(None)).label("has_usage"),
+            *(c for c in grouped.c if c.name != "agent_id"),
+            agents.c.name,
+            agents.c.display_name,
+            agents.c.category,
+            sa.func.coalesce(deployments.c.deployments, 0).label("active_deployments"),
         )
+        .select_from(
+            agents.outerjoin(grouped, grouped.c.agent_id == agents.c.id).outerjoin(
+                deployments, deployments.c.agent_id == agents.c.id
+            )
+        )
+        .order_by(grouped.c.agent_id.is_(None), grouped.c.total_requests.desc(), agents.c.name)
     )
+
+
+AGENTS = _agents()
+
+
+def top_agents(conn: Connection, start: date, end: date, limit: int) -> tuple[list[Any], int]:
+    """The ``limit`` agents with most requests in the period (among those with usage rows in
+    it), with their figures and active deployments, and the platform's active deployments (of
+    every agent), in one round trip."""
+    rows = conn.execute(AGENTS, {"start": start, "end": end}).all()
+    deployed = sum(int(row.active_deployments) for row in rows)
+    return [row for row in rows if row.has_usage][:limit], deployed
