@@ -461,7 +461,9 @@ def test_dynamodb_reads_stay_off_the_event_loop(
         assert client.get(URL, headers=admin).json()["total"] == 1
         command_id = created.json()["command_id"]
         assert client.get(f"{URL}/{command_id}", headers=admin).status_code == 200
-        page = client.get("/company/operations", cookies={"opdash_session": admin_token})
+        page = client.get(
+            "/company/operations", headers={"Cookie": f"opdash_session={admin_token}"}
+        )
         assert page.status_code == 200, page.text
     finally:
         dynamo_store.client = watch._client

@@ -26,11 +26,11 @@ def read_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     """How many ``read_db`` calls each page made."""
     calls: list[int] = []
 
-    async def counted(engine: Any, fn: Any) -> Any:
+    async def counted(engine: Any, fn: Any, *, other_io: bool = False) -> Any:
         calls.append(1)
         # the app's lifespan ran: on PostgreSQL the page reads on the event loop
         assert (deps._async_reader(engine) is not None) == (engine.dialect.name == "postgresql")
-        return await deps.read_db(engine, fn)
+        return await deps.read_db(engine, fn, other_io=other_io)
 
     monkeypatch.setattr(pages, "read_db", counted)
     monkeypatch.setattr(company_pages, "read_db", counted)
