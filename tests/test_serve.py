@@ -26,6 +26,23 @@ def test_default_workers(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WEB_CONCURRENCY", "3")
     assert default_workers("postgresql+psycopg://x@h/db") == 3
     assert default_workers("sqlite:///var/alquimista.db") == 3
+    for bad in ("two", "0", "-1"):
+        monkeypatch.setenv("WEB_CONCURRENCY", bad)
+        with pytest.raises(ValueError, match="WEB_CONCURRENCY must be a positive integer"):
+            default_workers("postgresql+psycopg://x@h/db")
+
+
+def test_serve_refuses_a_bad_worker_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from alquimista_ops import cli
+
+    monkeypatch.setenv("WEB_CONCURRENCY", "many")
+    result = CliRunner().invoke(cli.app, ["serve"])
+    assert result.exit_code == 2
+    assert "WEB_CONCURRENCY must be a positive integer" in result.output
+    result = CliRunner().invoke(cli.app, ["serve", "--workers", "0"])
+    assert result.exit_code == 2
 
 
 @pytest.fixture

@@ -259,7 +259,11 @@ def serve(
     settings = get_settings()
     configure_logging(settings.log_level)
     if workers is None:
-        workers = default_workers(resolve_database_url(settings))
+        try:
+            workers = default_workers(resolve_database_url(settings))
+        except ValueError as exc:
+            _fail(str(exc), 2)
+            return
     run_server(
         "alquimista_ops.app:create_production_app",
         factory=True,

@@ -57,7 +57,7 @@ def create_async_read_engine(settings: Settings, engine: Engine) -> AsyncEngine:
 
     Reads run on the event loop instead of the thread pool: with a dozen threads each waiting
     on its own round trip, every release and re-acquisition of the GIL was contended (profiled
-    under load, cache off: ~70 futex calls per request, one core spent in the kernel, 400
+    under load, cache off: ~70 futex calls per request, the server at 100 % of a core for 400
     requests/s). Its connections belong to the loop that opened them, so the engine is built
     and disposed by the server's lifespan."""
     async_engine = create_async_engine(

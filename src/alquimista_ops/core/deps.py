@@ -1,9 +1,10 @@
 """FastAPI dependencies shared by every feature: runtime and the unit of work.
 
-Reads (``read_db``) take a pooled connection only for the thread-pool hop that runs their
-queries: on PostgreSQL in autocommit (READ COMMITTED gives every statement its own snapshot
-anyway, so a BEGIN and a COMMIT were two round trips that bought nothing — profiled), on SQLite
-in one transaction. A read answered from the cache takes no connection at all.
+Reads (``read_db``) take a pooled connection only while their queries run: on PostgreSQL in
+autocommit (READ COMMITTED gives every statement its own snapshot anyway, so a BEGIN and a
+COMMIT were two round trips that bought nothing — profiled), on SQLite in one transaction.
+Under the server (``async_reads``, opened by its lifespan) PostgreSQL reads run on the event
+loop; elsewhere in one thread-pool hop. A read answered from the cache takes no connection.
 
 The unit of work of writes is an *async* dependency guarded by a per-event-loop semaphore sized
 to the connection pool; reads pass through the same gate. Sync dependencies and routes run in

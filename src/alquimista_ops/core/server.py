@@ -37,7 +37,9 @@ def default_workers(database_url: str) -> int:
     SQLite database (one writer at a time, and the in-process command worker runs in each)."""
     configured = os.environ.get("WEB_CONCURRENCY", "").strip()
     if configured:
-        return max(1, int(configured))
+        if not configured.isdigit() or int(configured) < 1:
+            raise ValueError(f"WEB_CONCURRENCY must be a positive integer, not {configured!r}")
+        return int(configured)
     if database_url.startswith("sqlite"):
         return 1
     return max(1, os.cpu_count() or 1)
