@@ -20,7 +20,8 @@ Environment (all optional):
   BENCH_LOAD_SECONDS (8)           duration of each measurement
   BENCH_LOAD_CONCURRENCY (64)      open connections of the load generator
   BENCH_LOAD_WORKERS               server worker processes (both servers); default: what
-                                   `serve` starts on PostgreSQL (WEB_CONCURRENCY, else one per CPU)
+                                   `serve` starts on PostgreSQL (WEB_CONCURRENCY, else one
+                                   per CPU up to 4)
   BENCH_LOAD_THREADS (2)           load-generator threads
   BENCH_LOAD_PORT (8090)           application port; the bare apps use the next two
   BENCH_LOAD_PAGES=0               leave the HTML pages out of the cache-off table

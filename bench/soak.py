@@ -16,7 +16,8 @@ Environment (all optional):
   BENCH_SOAK_SECONDS (600)     duration (make bench runs the full 10 minutes unless set)
   BENCH_SOAK_SAMPLE (15)       seconds between memory samples
   BENCH_SOAK_CONCURRENCY (64)  connections
-  BENCH_LOAD_WORKERS           server workers (default: as `serve` on PostgreSQL, one per CPU)
+  BENCH_LOAD_WORKERS           server workers (default: as `serve` on PostgreSQL, one per
+                               CPU up to 4)
   BENCH_SOAK_PORT (8095)
   BENCH_LARGE_DATABASE_URL     reuse a seeded database (see _serverkit.large_database)
 """

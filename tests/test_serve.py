@@ -21,7 +21,9 @@ METRICS_TOKEN = "serve-test-metrics-token-0123456789"
 
 def test_default_workers(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("WEB_CONCURRENCY", raising=False)
-    assert default_workers("postgresql+psycopg://x@h/db") == (os.cpu_count() or 1)
+    assert default_workers("postgresql+psycopg://x@h/db") == min(os.cpu_count() or 1, 4)
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    assert default_workers("postgresql+psycopg://x@h/db") == 4  # within max_connections
     assert default_workers("sqlite:///var/alquimista.db") == 1
     monkeypatch.setenv("WEB_CONCURRENCY", "3")
     assert default_workers("postgresql+psycopg://x@h/db") == 3

@@ -30,11 +30,18 @@ def run_server(target: str, *, factory: bool, host: str, port: int, workers: int
     uvicorn.run(target, factory=factory, host=host, port=port, workers=workers, **SERVER_OPTIONS)
 
 
+# Each worker keeps up to DB_POOL_SIZE (10) connections for the reads on its event loop and as
+# many for writes and thread-pool reads: 4 workers stay within PostgreSQL's default
+# max_connections (100). More with WEB_CONCURRENCY (and the connections to match).
+MAX_DEFAULT_WORKERS = 4
+
+
 def default_workers(database_url: str) -> int:
     """Worker processes of ``serve`` when ``--workers`` is not given: ``WEB_CONCURRENCY`` if set,
-    else one per CPU on PostgreSQL (a worker is one event loop: one core at most; measured on
-    2 cores, cache off: 2 workers served 1.8x the requests of one), and one on the embedded
-    SQLite database (one writer at a time, and the in-process command worker runs in each)."""
+    else one per CPU, at most ``MAX_DEFAULT_WORKERS``, on PostgreSQL (a worker is one event
+    loop: one core at most; measured on 2 cores, cache off: 2 workers served 1.8x the requests
+    of one), and one on the embedded SQLite database (one writer at a time, and the in-process
+    command worker runs in each)."""
     configured = os.environ.get("WEB_CONCURRENCY", "").strip()
     if configured:
         if not configured.isdigit() or int(configured) < 1:
@@ -42,7 +49,7 @@ def default_workers(database_url: str) -> int:
         return int(configured)
     if database_url.startswith("sqlite"):
         return 1
-    return max(1, os.cpu_count() or 1)
+    return max(1, min(os.cpu_count() or 1, MAX_DEFAULT_WORKERS))
 
 
 def shared_metrics_dir() -> str:
