@@ -1,7 +1,9 @@
 """Latency of the staff and tenant read routes: p50/p95 per route, cache off and cache on.
 
 Runs the real application in-process (every middleware, real PostgreSQL, real Redis) against
-an already seeded database, e.g. the large demo data set::
+a seeded database: ``DATABASE_URL`` if it names one, else (as ``make bench`` runs it) the large
+demo data set of ``_serverkit.large_database`` (``BENCH_LARGE_DATABASE_URL``, or seeded and
+dropped). By hand::
 
     createdb ... && DATABASE_URL=postgresql://postgres@127.0.0.1:5432/<db> \\
         alquimista-ops db upgrade && alquimista-ops demo seed --tenants 2000 --days 365
@@ -27,7 +29,7 @@ from alquimista_ops.core.settings import Settings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _serverkit import app_token
+from _serverkit import app_token, large_database
 
 
 def _routes(client: TestClient, admin: dict[str, str]) -> list[tuple[str, str]]:
@@ -90,9 +92,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=40)
     args = parser.parse_args()
-    if not os.environ.get("DATABASE_URL"):
-        print("set DATABASE_URL to a seeded database", file=sys.stderr)
-        return 2
+    if os.environ.get("DATABASE_URL", "").startswith("postgresql"):
+        return measure(args)
+    with large_database() as url:
+        os.environ["DATABASE_URL"] = url
+        return measure(args)
+
+
+def measure(args: argparse.Namespace) -> int:
     base = {"RATE_LIMIT_ENABLED": "false", "LOG_LEVEL": "WARNING"}
     redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
     prefix = f"opdash-bench-{uuid.uuid4().hex[:8]}"
