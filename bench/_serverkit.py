@@ -21,17 +21,19 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 import httpx
 import sqlalchemy as sa
 
 from alquimista_ops.core.settings import normalize_database_url
+
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = Path(__file__).resolve().parent
@@ -94,6 +96,16 @@ def large_database() -> Iterator[str]:
         with admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.dispose()
+
+
+def on_seeded_database(run: Callable[[], T]) -> T:
+    """``run()`` with ``DATABASE_URL`` naming a seeded PostgreSQL database: the one given, else
+    (as ``make bench`` runs the in-process benches) the large data set of ``large_database``."""
+    if os.environ.get("DATABASE_URL", "").startswith("postgresql"):
+        return run()
+    with large_database() as url:
+        os.environ["DATABASE_URL"] = url
+        return run()
 
 
 def server_env(database_url: str, var_dir: str, **overrides: str) -> dict[str, str]:

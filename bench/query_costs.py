@@ -31,7 +31,7 @@ from alquimista_ops.core.settings import Settings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _serverkit import app_token, large_database
+from _serverkit import app_token, on_seeded_database
 
 
 def _last_days(days: int) -> str:
@@ -91,12 +91,7 @@ def main() -> int:
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--only", default="", help="substring of the route names to run")
     args = parser.parse_args()
-    if os.environ.get("DATABASE_URL", "").startswith("postgresql"):
-        return measure(args)
-    # as ``make bench`` runs it: on the large data set (BENCH_LARGE_DATABASE_URL or seeded)
-    with large_database() as url:
-        os.environ["DATABASE_URL"] = url
-        return measure(args)
+    return on_seeded_database(lambda: measure(args))
 
 
 def measure(args: argparse.Namespace) -> int:

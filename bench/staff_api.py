@@ -29,7 +29,7 @@ from alquimista_ops.core.settings import Settings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _serverkit import app_token, large_database
+from _serverkit import app_token, on_seeded_database
 
 
 def _routes(client: TestClient, admin: dict[str, str]) -> list[tuple[str, str]]:
@@ -92,11 +92,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=40)
     args = parser.parse_args()
-    if os.environ.get("DATABASE_URL", "").startswith("postgresql"):
-        return measure(args)
-    with large_database() as url:
-        os.environ["DATABASE_URL"] = url
-        return measure(args)
+    return on_seeded_database(lambda: measure(args))
 
 
 def measure(args: argparse.Namespace) -> int:
