@@ -57,9 +57,10 @@ async def cached_value(
     found = await cache.aget(key)
     if found is not None:
         value, hit = found, True
-    elif cache.backend is None:  # the cache is off: nothing to share a flight with
-        cache.stats["misses"] += 1
-        value, hit = await read_db(engine, produce), False
+    elif cache.backend is None:  # the cache is off: computed (and counted) on the read
+        value, hit = await read_db(
+            engine, lambda conn: cache.get_or_compute(key, lambda: produce(conn))
+        )
     else:
         async with connection_gate(engine):
             value, hit = await run_in_threadpool(
