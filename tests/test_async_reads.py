@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
@@ -112,9 +113,9 @@ def test_cache_off_reads_through_the_server_lifespan(
     headers = auth(issue_token(app.state.runtime, "INTERNAL_ADMIN"))
     url = f"/tenant/me?tenant_id={demo_data.demo_tenant_id}"
 
-    def readers() -> set[int]:  # other clients of the session may have theirs open
+    def readers() -> dict[int, Any]:  # other clients of the session may have theirs open
         return {
-            id(reader)
+            id(reader): reader
             for per_loop in deps._async_readers.values()
             for key, reader in per_loop.items()
             if key == id(engine)
@@ -126,12 +127,7 @@ def test_cache_off_reads_through_the_server_lifespan(
         assert response.status_code == 200, response.text
         assert response.headers["x-cache"] == "MISS"
         assert response.json()["id"] == str(demo_data.demo_tenant_id)
-        opened = [
-            reader
-            for per_loop in deps._async_readers.values()
-            for key, reader in per_loop.items()
-            if key == id(engine) and id(reader) not in before
-        ]
+        opened = [reader for key, reader in readers().items() if key not in before]
         assert len(opened) == 1
         assert opened[0].sync_engine.pool.checkedout() == 0  # returned after the request
     assert readers() == before
