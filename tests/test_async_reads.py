@@ -21,13 +21,15 @@ from alquimista_ops.demo.seed import SeedReport
 from tests.conftest import auth, issue_token, make_settings
 
 
-def _where(conn: Connection) -> tuple[int, bool, str, int]:
-    """(thread, autocommit, search_path, tenants) as seen by a read function."""
+def _where(conn: Connection) -> tuple[int, bool, str, int, str]:
+    """(thread, autocommit, search_path, tenants, plan_cache_mode) as seen by a read
+    function."""
     return (
         threading.get_ident(),
         bool(conn.connection.dbapi_connection.autocommit),  # type: ignore[union-attr]
         str(conn.exec_driver_sql("SHOW search_path").scalar()),
         int(conn.execute(sa.text("SELECT count(*) FROM tenants")).scalar_one()),
+        str(conn.exec_driver_sql("SHOW plan_cache_mode").scalar()),
     )
 
 
@@ -38,7 +40,9 @@ def test_reads_run_on_the_event_loop_while_open(
         expected = int(conn.execute(sa.text("SELECT count(*) FROM tenants")).scalar_one())
     assert expected > 0
 
-    async def scenario() -> tuple[tuple[int, bool, str, int], tuple[int, bool, str, int], int]:
+    async def scenario() -> tuple[
+        tuple[int, bool, str, int, str], tuple[int, bool, str, int, str], int
+    ]:
         loop_thread = threading.get_ident()
         async with deps.async_reads(settings, engine):
             inside = await deps.read_db(engine, _where)
@@ -46,14 +50,16 @@ def test_reads_run_on_the_event_loop_while_open(
         return inside, after, loop_thread
 
     inside, after, loop_thread = asyncio.run(scenario())
-    thread, autocommit, search_path, count = inside
+    thread, autocommit, search_path, count, plans = inside
     assert thread == loop_thread  # no thread-pool hop
     assert autocommit  # no BEGIN/COMMIT round trips
     assert f'"{settings.db_schema}"' in search_path or settings.db_schema in search_path
     assert count == expected
-    # closed: the thread pool again, same answer
+    assert plans == "force_generic_plan"  # prepared reads are not re-planned every time
+    # closed: the thread pool again, same answer, PostgreSQL's own plan choice
     assert after[0] != loop_thread
     assert after[3] == expected
+    assert after[4] == "auto"
 
 
 def test_async_reads_belong_to_the_loop_that_opened_them(
