@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from alquimista_ops.app import create_app
 from alquimista_ops.core import deps
-from alquimista_ops.core.db import create_db_engine
+from alquimista_ops.core.db import asyncpg_url, create_db_engine
 from alquimista_ops.core.runtime import build_runtime
 from alquimista_ops.core.settings import Settings
 from alquimista_ops.demo.seed import SeedReport
@@ -150,3 +150,16 @@ def test_async_reads_can_be_turned_off(
 
     loop_thread, read_thread = asyncio.run(scenario())
     assert read_thread != loop_thread
+
+
+def test_event_loop_reads_use_asyncpg_with_the_same_connection_settings() -> None:
+    url, connect_args = asyncpg_url(
+        sa.make_url(
+            "postgresql+psycopg://u:p@db.example:6432/ops?sslmode=require&connect_timeout=5"
+        )
+    )
+    assert url.drivername == "postgresql+asyncpg"
+    assert (url.host, url.port, url.database, url.username) == ("db.example", 6432, "ops", "u")
+    assert url.password == "p"
+    assert dict(url.query) == {}
+    assert connect_args == {"ssl": "require", "timeout": 5.0}

@@ -4,9 +4,11 @@ when missing; Playwright never downloads a browser."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,9 +30,15 @@ def ensure_chromium() -> None:
     if os.path.exists(CHROMIUM):
         return
     if shutil.which("apt-get") and os.geteuid() == 0:
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update", "-qq"], check=False, env=env)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=True, env=env)
+        # one installer at a time: the suite's xdist workers all get here on a new machine
+        # (the second apt-get failed on dpkg's lock), and the later ones find it installed
+        with open(os.path.join(tempfile.gettempdir(), "opdash-chromium.lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not os.path.exists(CHROMIUM):
+                env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+                apt = ["apt-get", "-o", "DPkg::Lock::Timeout=600"]
+                subprocess.run([*apt, "update", "-qq"], check=False, env=env)
+                subprocess.run([*apt, "install", "-y", "-qq", "chromium"], check=True, env=env)
     if not os.path.exists(CHROMIUM):
         pytest.fail(f"Chromium not found at {CHROMIUM}: install the Debian package 'chromium'")
 

@@ -26,7 +26,8 @@ from typing import Annotated, Any, TypeVar, cast
 
 from fastapi import Depends, Request
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.concurrency import run_in_threadpool
 
 from alquimista_ops.core.db import create_async_read_engine
@@ -197,9 +198,25 @@ async def read_db(engine: Engine, fn: Callable[[Connection], T], *, other_io: bo
     async_engine = None if other_io else _async_reader(engine)
     async with connection_gate(engine):
         if async_engine is not None:
-            async with async_engine.connect() as conn:
+            async with _connect(async_engine) as conn:
                 return await conn.run_sync(fn)
         return await run_in_threadpool(run_read, engine, fn)
+
+
+@asynccontextmanager
+async def _connect(async_engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A pooled connection of ``async_engine``. asyncpg's own failures to connect (refused,
+    timed out) reach SQLAlchemy's callers as plain ``OSError``: they become the
+    ``OperationalError`` every other "database unavailable" path raises (a 503)."""
+    conn = async_engine.connect()
+    try:
+        await conn.start()
+    except OSError as exc:
+        raise OperationalError("connect", None, exc) from exc
+    try:
+        yield conn
+    finally:
+        await conn.close()
 
 
 async def get_db(request: Request) -> AsyncIterator[Connection]:
