@@ -135,7 +135,7 @@ def test_cache_off_reads_through_the_server_lifespan(
         assert response.json()["id"] == str(demo_data.demo_tenant_id)
         opened = [reader for key, reader in readers().items() if key not in before]
         assert len(opened) == 1
-        assert opened[0].sync_engine.pool.checkedout() == 0  # returned after the request
+        assert opened[0].engine.sync_engine.pool.checkedout() == 0  # returned after the request
     assert readers() == before
 
 
@@ -163,3 +163,29 @@ def test_event_loop_reads_use_asyncpg_with_the_same_connection_settings() -> Non
     assert url.password == "p"
     assert dict(url.query) == {}
     assert connect_args == {"ssl": "require", "timeout": 5.0}
+
+
+def test_event_loop_reads_run_db_read_concurrency_at_a_time(
+    tmp_path: Path, pg_database: str, engine: Engine, demo_data: SeedReport
+) -> None:
+    """Eight reads at once on one event loop: DB_READ_CONCURRENCY of them run, the others
+    wait their turn, and every one answers."""
+    settings = make_settings(tmp_path, pg_database, DB_READ_CONCURRENCY="3")
+    running = 0
+    most = 0
+
+    def slow(conn: Connection) -> int:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        try:
+            return int(conn.execute(sa.text("SELECT count(*) FROM pg_sleep(0.05)")).scalar_one())
+        finally:
+            running -= 1
+
+    async def scenario() -> list[int]:
+        async with deps.async_reads(settings, engine):
+            return list(await asyncio.gather(*(deps.read_db(engine, slow) for _ in range(8))))
+
+    assert asyncio.run(scenario()) == [1] * 8
+    assert most == 3

@@ -225,6 +225,34 @@ def test_tenant_agents_internal(
         assert (stats["total_requests"], stats["failed_requests"]) == (total, failed)
 
 
+def test_tenant_agents_internal_of_a_tenant_without_agents(
+    client: TestClient, admin: dict[str, str], demo_data: SeedReport, engine: Engine
+) -> None:
+    """An existing tenant with no agent is an empty list (the statement's agent-less row),
+    not a 404."""
+    tenant_id = uuid.uuid4()
+    with engine.begin() as conn:
+        conn.execute(
+            sa.insert(tenants).values(
+                id=tenant_id,
+                name="Sem Agentes Ltda",
+                name_search=fold("Sem Agentes Ltda"),
+                cnpj="11222333000181",
+                segment="saude",
+                plan="starter",
+                status="active",
+                mrr_estimate=0,
+            )
+        )
+    try:
+        response = client.get(f"/internal/tenants/{tenant_id}/agents", headers=admin)
+        assert response.status_code == 200, response.text
+        assert response.json() == {"tenant_id": str(tenant_id), "agents": []}
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.delete(tenants).where(tenants.c.id == tenant_id))
+
+
 @contextmanager
 def count_queries(engine: Engine) -> Iterator[list[str]]:
     statements: list[str] = []

@@ -76,7 +76,7 @@ def create_async_read_engine(settings: Settings, engine: Engine) -> AsyncEngine:
     async_engine = create_async_engine(
         url,
         connect_args=connect_args,
-        pool_size=settings.db_pool_size,
+        pool_size=settings.db_read_concurrency,
         max_overflow=0,
         pool_pre_ping=settings.db_ping_idle_seconds <= 0,
         isolation_level="AUTOCOMMIT",

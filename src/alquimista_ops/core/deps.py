@@ -22,6 +22,7 @@ import asyncio
 import weakref
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar, cast
 
 from fastapi import Depends, Request
@@ -159,7 +160,13 @@ def run_read(engine: Engine, fn: Callable[[Connection], T]) -> T:
         return fn(conn)
 
 
-_async_readers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, AsyncEngine]] = (
+@dataclass(frozen=True, slots=True)
+class _AsyncReader:
+    engine: AsyncEngine
+    gate: asyncio.Semaphore  # admits as many reads as the engine has connections
+
+
+_async_readers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, _AsyncReader]] = (
     weakref.WeakKeyDictionary()
 )
 
@@ -167,14 +174,16 @@ _async_readers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, A
 @asynccontextmanager
 async def async_reads(settings: Settings, engine: Engine) -> AsyncIterator[None]:
     """While open, ``read_db`` on ``engine`` from this event loop runs on the event loop
-    (``core.db.create_async_read_engine``; PostgreSQL only). The server's lifespan opens it;
-    elsewhere (CLI, Lambda, test clients without a lifespan) reads take the thread pool."""
+    (``core.db.create_async_read_engine``; PostgreSQL only), ``DB_READ_CONCURRENCY`` reads at
+    a time. The server's lifespan opens it; elsewhere (CLI, Lambda, test clients without a
+    lifespan) reads take the thread pool."""
     if engine.dialect.name != "postgresql" or not settings.db_async_reads:
         yield
         return
     loop = asyncio.get_running_loop()
     async_engine = create_async_read_engine(settings, engine)
-    _async_readers.setdefault(loop, {})[id(engine)] = async_engine
+    reader = _AsyncReader(async_engine, asyncio.Semaphore(settings.db_read_concurrency))
+    _async_readers.setdefault(loop, {})[id(engine)] = reader
     try:
         yield
     finally:
@@ -182,7 +191,7 @@ async def async_reads(settings: Settings, engine: Engine) -> AsyncIterator[None]
         await async_engine.dispose()
 
 
-def _async_reader(engine: Engine) -> AsyncEngine | None:
+def _async_reader(engine: Engine) -> _AsyncReader | None:
     per_loop = _async_readers.get(asyncio.get_running_loop())
     return per_loop.get(id(engine)) if per_loop else None
 
@@ -190,16 +199,22 @@ def _async_reader(engine: Engine) -> AsyncEngine | None:
 async def read_db(engine: Engine, fn: Callable[[Connection], T], *, other_io: bool = False) -> T:
     """``fn(conn)`` on a read connection: on the event loop where ``async_reads`` is open
     (``fn`` runs unchanged on SQLAlchemy's synchronous facade of the async connection), else
-    in the thread pool. Both through the gate: its semaphore admits waiters in order, while the
+    in the thread pool. Both through a gate: its semaphore admits waiters in order, while the
     async pool's queue lets a newcomer take a returned connection before the waiter it was
     meant for wakes up (measured, 2 workers, concurrency 64: p99 340-630 ms without the gate,
-    83-109 ms with it, for the same throughput). ``other_io``: ``fn`` also does blocking I/O of
-    its own (DynamoDB through boto3, say), so it always takes the thread pool."""
-    async_engine = None if other_io else _async_reader(engine)
+    83-109 ms with it, for the same throughput).
+
+    On the event loop the gate admits ``DB_READ_CONCURRENCY`` reads (2): more reads in
+    flight than PostgreSQL has cores to run them on only made them wait longer, and
+    unevenly (measured on 2 shared cores, 2 workers, concurrency 64: a tenant's agents p99
+    99 ms with 2 per worker, 126-142 ms with 4, 470 ms with 6, for the same throughput).
+    ``other_io``: ``fn`` also does blocking I/O of its own (DynamoDB through boto3, say), so
+    it always takes the thread pool."""
+    reader = None if other_io else _async_reader(engine)
+    if reader is not None:
+        async with reader.gate, _connect(reader.engine) as conn:
+            return await conn.run_sync(fn)
     async with connection_gate(engine):
-        if async_engine is not None:
-            async with _connect(async_engine) as conn:
-                return await conn.run_sync(fn)
         return await run_in_threadpool(run_read, engine, fn)
 
 

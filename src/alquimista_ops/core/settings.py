@@ -93,9 +93,12 @@ class Settings(BaseSettings):
     # Take the client address from X-Forwarded-For (only behind a trusted proxy / API gateway).
     trust_forwarded_for: bool = Field(default=False, alias="TRUST_FORWARDED_FOR")
     # -- speed under load and observability ---------------------------------------------
-    # A pooled PostgreSQL connection idle longer than this is pinged before use (0: always).
-    # reads of the HTTP server on the event loop (psycopg async), see core.db.
+    # reads of the HTTP server on the event loop (asyncpg), see core.db.
     db_async_reads: bool = Field(default=True, alias="DB_ASYNC_READS")
+    # How many of those reads one server worker runs at once (its event-loop connections);
+    # the others wait in line (core.deps.read_db).
+    db_read_concurrency: int = Field(default=2, ge=1, le=100, alias="DB_READ_CONCURRENCY")
+    # A pooled PostgreSQL connection idle longer than this is pinged before use (0: always).
     db_ping_idle_seconds: float = Field(default=10.0, ge=0, le=3600, alias="DB_PING_IDLE_SECONDS")
     # Verified tokens are remembered (by their SHA-256) this long, never past their exp.
     token_cache_seconds: float = Field(default=60.0, ge=0, le=3600, alias="TOKEN_CACHE_SECONDS")

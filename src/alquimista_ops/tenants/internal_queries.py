@@ -23,6 +23,7 @@ from alquimista_ops.core.schema import (
     tenants,
 )
 from alquimista_ops.integrations.queries import PUBLIC_COLUMNS
+from alquimista_ops.usage.queries import agent_usage_subquery
 
 SORT_COLUMNS = {
     "name": tenants.c.name_search,
@@ -307,6 +308,44 @@ TENANT_AGENTS = (
 
 def tenant_agents_of(conn: Connection, tenant_id: uuid.UUID) -> Sequence[Any]:
     return conn.execute(TENANT_AGENTS, {"tenant_id": tenant_id}).all()
+
+
+def _tenant_agents_with_usage() -> sa.Select[Any]:
+    """The tenant ``:tid`` (one row per agent it has, or one row with a null ``id`` when it has
+    none; no row when it does not exist), each agent with its usage over ``:start`` ..
+    ``:end`` (null when it has none)."""
+    usage = agent_usage_subquery()
+    with_agents = tenant_agents.join(agents, agents.c.id == tenant_agents.c.agent_id).outerjoin(
+        usage, usage.c.agent_id == tenant_agents.c.agent_id
+    )
+    measures = [c for c in usage.c if c.name != "agent_id"]
+    return (
+        sa.select(
+            *(c for c in TENANT_AGENTS.selected_columns),
+            usage.c.agent_id.label("usage_agent_id"),
+            *measures,
+        )
+        .select_from(tenants.outerjoin(with_agents, tenant_agents.c.tenant_id == tenants.c.id))
+        .where(tenants.c.id == sa.bindparam("tid"))
+        .order_by(agents.c.display_name, agents.c.id)
+    )
+
+
+TENANT_AGENTS_WITH_USAGE = _tenant_agents_with_usage()
+
+
+def tenant_agents_with_usage(
+    conn: Connection, tenant_id: uuid.UUID, start: date, end: date
+) -> list[Any] | None:
+    """The tenant's agents (``TENANT_AGENTS``' columns) with their usage over ``start`` ..
+    ``end`` (``usage_agent_id`` null when none) in one round trip; None when the tenant does
+    not exist."""
+    rows = conn.execute(
+        TENANT_AGENTS_WITH_USAGE, {"tid": tenant_id, "start": start, "end": end}
+    ).all()
+    if not rows:
+        return None
+    return [row for row in rows if row.id is not None]
 
 
 TENANT_INTEGRATIONS = (

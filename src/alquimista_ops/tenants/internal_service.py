@@ -17,7 +17,6 @@ from alquimista_ops.core.search import SearchTerm
 from alquimista_ops.incidents import queries as incident_queries
 from alquimista_ops.tenants import internal_queries as queries
 from alquimista_ops.tenants.service import tenant_fields
-from alquimista_ops.usage import queries as usage_queries
 
 MAX_DETAIL_USERS = 200
 RECENT_INCIDENTS = 5
@@ -140,15 +139,12 @@ def tenant_detail(conn: Connection, tenant_id: uuid.UUID) -> dict[str, Any]:
 
 def tenant_agents(conn: Connection, tenant_id: uuid.UUID) -> dict[str, Any]:
     """A tenant's agents with configuration and lifetime usage (from the daily rollup)."""
-    if queries.tenant_row(conn, tenant_id) is None:
+    rows = queries.tenant_agents_with_usage(conn, tenant_id, date(1970, 1, 1), utctoday())
+    if rows is None:
         raise NotFound(f"Tenant {tenant_id} not found", details={"field": "tenant_id"})
-    usage = {
-        u.agent_id: u
-        for u in usage_queries.usage_by_agent(conn, tenant_id, date(1970, 1, 1), utctoday(), None)
-    }
     result = []
-    for a in queries.tenant_agents_of(conn, tenant_id):
-        stats = usage.get(a.id)
+    for a in rows:
+        stats = a if a.usage_agent_id is not None else None
         total = int(stats.total_requests) if stats else 0
         result.append(
             {

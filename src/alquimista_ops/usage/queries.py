@@ -63,33 +63,6 @@ def _params(
     return params
 
 
-@cache
-def _usage_by_agent_stmt(by_agent: bool) -> sa.Select[Any]:
-    return (
-        sa.select(
-            agents.c.id.label("agent_id"),
-            agents.c.name,
-            agents.c.display_name,
-            *_measures(),
-            sa.func.max(u.c.date).label("last_date"),
-        )
-        .select_from(u.join(agents, agents.c.id == u.c.agent_id))
-        .where(*_scope(by_agent))
-        .group_by(agents.c.id, agents.c.name, agents.c.display_name)
-        .order_by(sa.desc("total_requests"), agents.c.name)
-    )
-
-
-def usage_by_agent(
-    conn: Connection, tenant_id: uuid.UUID, start: date, end: date, agent_id: uuid.UUID | None
-) -> list[Any]:
-    return list(
-        conn.execute(
-            _usage_by_agent_stmt(agent_id is not None), _params(tenant_id, start, end, agent_id)
-        )
-    )
-
-
 def agent_usage_subquery() -> sa.Subquery:
     """Per agent of the tenant ``tid``, its measures over ``start..end`` (bound parameters):
     for statements built once that join the usage of a tenant's agents."""
