@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from alquimista_ops.app import create_app
 from alquimista_ops.core import deps
-from alquimista_ops.core.db import asyncpg_url, create_db_engine
+from alquimista_ops.core.db import asyncpg_url, create_db_engine, read_concurrency
 from alquimista_ops.core.runtime import build_runtime
 from alquimista_ops.core.settings import Settings
 from alquimista_ops.demo.seed import SeedReport
@@ -189,3 +189,20 @@ def test_event_loop_reads_run_db_read_concurrency_at_a_time(
 
     assert asyncio.run(scenario()) == [1] * 8
     assert most == 3
+
+
+def test_read_concurrency_follows_where_postgresql_runs(tmp_path: Path, pg_database: str) -> None:
+    settings = make_settings(tmp_path, pg_database)
+    for local in (
+        "postgresql+psycopg://postgres@127.0.0.1:5432/ops",
+        "postgresql+psycopg://postgres@localhost/ops",
+        "postgresql+psycopg://postgres@[::1]/ops",
+        "postgresql+psycopg:///ops?host=/var/run/postgresql",
+    ):
+        assert read_concurrency(settings, sa.make_url(local)) == 1, local
+    remote = sa.make_url(
+        "postgresql+psycopg://ops@aurora.cluster-x.us-east-1.rds.amazonaws.com/ops"
+    )
+    assert read_concurrency(settings, remote) == 4
+    chosen = make_settings(tmp_path, pg_database, DB_READ_CONCURRENCY="6")
+    assert read_concurrency(chosen, remote) == read_concurrency(chosen, sa.make_url(local)) == 6

@@ -76,7 +76,7 @@ def create_async_read_engine(settings: Settings, engine: Engine) -> AsyncEngine:
     async_engine = create_async_engine(
         url,
         connect_args=connect_args,
-        pool_size=settings.db_read_concurrency,
+        pool_size=read_concurrency(settings, engine.url),
         max_overflow=0,
         pool_pre_ping=settings.db_ping_idle_seconds <= 0,
         isolation_level="AUTOCOMMIT",
@@ -85,6 +85,26 @@ def create_async_read_engine(settings: Settings, engine: Engine) -> AsyncEngine:
         async_engine.sync_engine, settings, "SET plan_cache_mode = force_generic_plan"
     )
     return async_engine
+
+
+_LOCAL_HOSTS = {None, "", "localhost", "::1"}
+
+
+def read_concurrency(settings: Settings, url: sa.URL) -> int:
+    """How many event-loop reads one server worker runs at once: ``DB_READ_CONCURRENCY``, else
+    1 when PostgreSQL runs on this machine (loopback address or Unix socket) and 4 when it
+    does not.
+
+    On the same machine PostgreSQL shares the CPUs with the server's workers: more reads in
+    flight only made each one wait longer, and unevenly (measured on 2 cores, 2 workers,
+    concurrency 64, same throughput: a tenant's agents p99 470 ms with 6 reads per worker,
+    126-142 ms with 4, 99 ms with 2; the tenant list 218 ms with 3, 107 ms with 2, 91 ms with
+    1). A remote database keeps each read's connection for a network round trip as well, so
+    a worker needs a few in flight to keep its CPU busy."""
+    if settings.db_read_concurrency is not None:
+        return settings.db_read_concurrency
+    host = url.host or str(url.query.get("host") or "")
+    return 1 if host in _LOCAL_HOSTS or host.startswith(("127.", "/")) else 4
 
 
 def asyncpg_url(url: sa.URL) -> tuple[sa.URL, dict[str, Any]]:

@@ -31,7 +31,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.concurrency import run_in_threadpool
 
-from alquimista_ops.core.db import create_async_read_engine
+from alquimista_ops.core.db import create_async_read_engine, read_concurrency
 from alquimista_ops.core.runtime import Runtime
 from alquimista_ops.core.settings import Settings
 
@@ -174,15 +174,15 @@ _async_readers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, _
 @asynccontextmanager
 async def async_reads(settings: Settings, engine: Engine) -> AsyncIterator[None]:
     """While open, ``read_db`` on ``engine`` from this event loop runs on the event loop
-    (``core.db.create_async_read_engine``; PostgreSQL only), ``DB_READ_CONCURRENCY`` reads at
-    a time. The server's lifespan opens it; elsewhere (CLI, Lambda, test clients without a
+    (``core.db.create_async_read_engine``; PostgreSQL only), ``core.db.read_concurrency``
+    reads at a time. The server's lifespan opens it; elsewhere (CLI, Lambda, test clients without a
     lifespan) reads take the thread pool."""
     if engine.dialect.name != "postgresql" or not settings.db_async_reads:
         yield
         return
     loop = asyncio.get_running_loop()
     async_engine = create_async_read_engine(settings, engine)
-    reader = _AsyncReader(async_engine, asyncio.Semaphore(settings.db_read_concurrency))
+    reader = _AsyncReader(async_engine, asyncio.Semaphore(read_concurrency(settings, engine.url)))
     _async_readers.setdefault(loop, {})[id(engine)] = reader
     try:
         yield
@@ -204,12 +204,9 @@ async def read_db(engine: Engine, fn: Callable[[Connection], T], *, other_io: bo
     meant for wakes up (measured, 2 workers, concurrency 64: p99 340-630 ms without the gate,
     83-109 ms with it, for the same throughput).
 
-    On the event loop the gate admits ``DB_READ_CONCURRENCY`` reads (2): more reads in
-    flight than PostgreSQL has cores to run them on only made them wait longer, and
-    unevenly (measured on 2 shared cores, 2 workers, concurrency 64: a tenant's agents p99
-    99 ms with 2 per worker, 126-142 ms with 4, 470 ms with 6, for the same throughput).
-    ``other_io``: ``fn`` also does blocking I/O of its own (DynamoDB through boto3, say), so
-    it always takes the thread pool."""
+    On the event loop the gate admits as many reads as the loop's engine has connections
+    (``core.db.read_concurrency``). ``other_io``: ``fn`` also does blocking I/O of its own
+    (DynamoDB through boto3, say), so it always takes the thread pool."""
     reader = None if other_io else _async_reader(engine)
     if reader is not None:
         async with reader.gate, _connect(reader.engine) as conn:

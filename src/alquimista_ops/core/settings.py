@@ -96,8 +96,8 @@ class Settings(BaseSettings):
     # reads of the HTTP server on the event loop (asyncpg), see core.db.
     db_async_reads: bool = Field(default=True, alias="DB_ASYNC_READS")
     # How many of those reads one server worker runs at once (its event-loop connections);
-    # the others wait in line (core.deps.read_db).
-    db_read_concurrency: int = Field(default=2, ge=1, le=100, alias="DB_READ_CONCURRENCY")
+    # the others wait in line. Default: by where PostgreSQL is (core.db.read_concurrency).
+    db_read_concurrency: int | None = Field(default=None, ge=1, le=100, alias="DB_READ_CONCURRENCY")
     # A pooled PostgreSQL connection idle longer than this is pinged before use (0: always).
     db_ping_idle_seconds: float = Field(default=10.0, ge=0, le=3600, alias="DB_PING_IDLE_SECONDS")
     # Verified tokens are remembered (by their SHA-256) this long, never past their exp.
