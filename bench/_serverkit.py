@@ -187,6 +187,22 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def listening_sockets(port: int) -> int:
+    """Listening TCP sockets on ``port`` (Linux's ``/proc/net/tcp*``; state 0A is LISTEN)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as rows:
+                lines = list(rows)[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                count += 1
+    return count
+
+
 @dataclass
 class Server:
     """A server process on 127.0.0.1:``port``: ``alquimista-ops serve`` or the bare app."""
@@ -213,8 +229,10 @@ class Server:
                 raise SystemExit(f"{self.name} exited: {self.log_path.read_text()[-2000:]}")
             try:
                 up = httpx.get(self.url(health_path), timeout=1).status_code < 500
-                # every worker must be up: with N workers, wait for N children
-                if up and (self.workers == 1 or len(self.worker_pids()) >= self.workers):
+                # every worker must be up: with N workers, wait for N listening sockets (one
+                # per worker, ``core.server``): a worker still loading the app would leave the
+                # first measurement's connections all to the others
+                if up and (self.workers == 1 or listening_sockets(self.port) >= self.workers):
                     return self
             except httpx.HTTPError:
                 pass

@@ -173,7 +173,7 @@ async def cached_tenant_status(cache: Cache, engine: Engine, tenant_id: uuid.UUI
     transaction were most of a cached ``/tenant/me``). An unknown tenant is cached as ``""``."""
     key = CacheKey.build("tenant_status", tenant_scope(tenant_id))
     value, _hit = await cached_value(
-        cache, engine, key, lambda conn: (tenant_status(conn, tenant_id) or "").encode()
+        cache, engine, key, lambda conn: tenant_status(conn, tenant_id) or "", str.encode
     )
     return value.decode() or None
 

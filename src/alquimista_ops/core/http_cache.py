@@ -12,7 +12,7 @@ MISS that stored it. Every such response carries ``X-Cache: HIT|MISS`` (true) an
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi.responses import Response
 from pydantic import BaseModel
@@ -22,6 +22,8 @@ from starlette.concurrency import run_in_threadpool
 from alquimista_ops.core.cache import Cache, CacheKey
 from alquimista_ops.core.deps import connection_gate, read_db, run_read
 from alquimista_ops.core.response_memo import note_cached_value
+
+T = TypeVar("T")
 
 
 async def cached_json_async(
@@ -40,31 +42,39 @@ async def cached_json_async(
     once: single flight, ``compute(conn)`` on a read connection (``core.deps.read_db``), store."""
     key = CacheKey.build(resource, scope, params)
 
-    def produce(conn: Connection) -> bytes:
-        data = model.model_validate(compute(conn))
-        return data.model_dump_json(by_alias=True, exclude_unset=exclude_unset).encode()
+    def encode(data: Mapping[str, Any]) -> bytes:
+        answer = model.model_validate(data)
+        return answer.model_dump_json(by_alias=True, exclude_unset=exclude_unset).encode()
 
-    body, hit = await cached_value(cache, engine, key, produce)
+    body, hit = await cached_value(cache, engine, key, compute, encode)
     return _response(body, hit, key)
 
 
 async def cached_value(
-    cache: Cache, engine: Engine, key: CacheKey, produce: Callable[[Connection], bytes]
+    cache: Cache,
+    engine: Engine,
+    key: CacheKey,
+    compute: Callable[[Connection], T],
+    encode: Callable[[T], bytes],
 ) -> tuple[bytes, bool]:
-    """``(value, hit)`` of ``key``: a HIT on the event loop, else one thread-pool hop through
-    the connection gate (single flight; ``produce(conn)`` on a read connection, stored). The
-    value is noted for the response memo (``core.response_memo``)."""
+    """``(value, hit)`` of ``key``: a HIT on the event loop; else ``encode(compute(conn))``
+    on a read connection (``core.deps.read_db``), stored (single flight) and noted for the
+    response memo (``core.response_memo``).
+
+    With the cache off, ``encode`` (validating and serializing the answer) runs after the
+    read has given its connection back: the next request's statements then run while this
+    one is encoded, instead of waiting behind it (one read at a time per worker when
+    PostgreSQL is local, ``core.db.read_concurrency``)."""
     found = await cache.aget(key)
     if found is not None:
         value, hit = found, True
-    elif cache.backend is None:  # the cache is off: computed (and counted) on the read
-        value, hit = await read_db(
-            engine, lambda conn: cache.get_or_compute(key, lambda: produce(conn))
-        )
+    elif cache.backend is None:  # the cache is off: computed (and counted) after the read
+        data = await read_db(engine, compute)
+        value, hit = cache.get_or_compute(key, lambda: encode(data))
     else:
         async with connection_gate(engine):
             value, hit = await run_in_threadpool(
-                cache.get_or_compute, key, lambda: run_read(engine, produce)
+                cache.get_or_compute, key, lambda: encode(run_read(engine, compute))
             )
     note_cached_value(cache, key, value)
     return value, hit
