@@ -5,13 +5,18 @@ very same options, so the two are measured under the same server settings."""
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import shutil
 import socket
+import sys
 import tempfile
 from typing import Any
 
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
+
+_log = logging.getLogger("uvicorn.error")
 
 # httptools and uvloop come with uvicorn[standard]; naming them makes a missing one an error
 # instead of a silent fallback to the slower pure-Python implementations.
@@ -61,12 +66,19 @@ class _PerWorkerSocket(socket.socket):
 class _PerWorkerSocketConfig(uvicorn.Config):
     def bind_socket(self) -> socket.socket:
         family = socket.AF_INET6 if self.host and ":" in self.host else socket.AF_INET
-        return _listener(family, (self.host, self.port), _PerWorkerSocket)
+        try:
+            sock = _listener(family, (self.host, self.port), _PerWorkerSocket)
+        except OSError as exc:  # the port is taken, say: uvicorn's own message and exit
+            _log.error(exc)
+            sys.exit(STARTUP_FAILURE)
+        _log.info("Uvicorn running on http://%s:%d (one socket per worker)", self.host, self.port)
+        return sock
 
 
-# Each worker keeps up to DB_POOL_SIZE (10) connections for the reads on its event loop and as
-# many for writes and thread-pool reads: 4 workers stay within PostgreSQL's default
-# max_connections (100). More with WEB_CONCURRENCY (and the connections to match).
+# Each worker keeps up to DB_READ_CONCURRENCY (1-4) connections for the reads on its event loop
+# and twice DB_POOL_SIZE (10) for writes and thread-pool reads: 4 workers stay within
+# PostgreSQL's default max_connections (100). More with WEB_CONCURRENCY (and the connections to
+# match).
 MAX_DEFAULT_WORKERS = 4
 
 
