@@ -206,3 +206,42 @@ def test_read_concurrency_follows_where_postgresql_runs(tmp_path: Path, pg_datab
     assert read_concurrency(settings, remote) == 4
     chosen = make_settings(tmp_path, pg_database, DB_READ_CONCURRENCY="6")
     assert read_concurrency(chosen, remote) == read_concurrency(chosen, sa.make_url(local)) == 6
+
+
+def test_thread_pool_reads_share_the_event_loop_reads_gate_under_the_server(
+    tmp_path: Path, pg_database: str, engine: Engine, demo_data: SeedReport
+) -> None:
+    """Cache misses still read in the thread pool; under the server they wait in the same line
+    as the event-loop reads, so PostgreSQL never runs more than DB_READ_CONCURRENCY reads of a
+    worker at once."""
+    settings = make_settings(tmp_path, pg_database, DB_READ_CONCURRENCY="2")
+
+    async def scenario() -> tuple[bool, int, bool]:
+        async with deps.async_reads(settings, engine):
+            inside = deps.read_gate(engine)
+            shared = inside is deps._async_reader(engine).gate  # type: ignore[union-attr]
+            running = 0
+            most = 0
+
+            def slow(conn: Connection) -> int:
+                nonlocal running, most
+                running += 1
+                most = max(most, running)
+                try:
+                    return int(conn.execute(sa.text("SELECT 1 FROM pg_sleep(0.05)")).scalar_one())
+                finally:
+                    running -= 1
+
+            async def cache_miss() -> int:
+                async with deps.read_gate(engine):
+                    return await asyncio.to_thread(deps.run_read, engine, slow)
+
+            await asyncio.gather(
+                *(deps.read_db(engine, slow) for _ in range(3)), *(cache_miss() for _ in range(3))
+            )
+        outside = deps.read_gate(engine) is deps.connection_gate(engine)
+        return shared, most, outside
+
+    shared, most, outside = asyncio.run(scenario())
+    assert shared and outside
+    assert most == 2

@@ -196,6 +196,15 @@ def _async_reader(engine: Engine) -> _AsyncReader | None:
     return per_loop.get(id(engine)) if per_loop else None
 
 
+def read_gate(engine: Engine) -> asyncio.Semaphore:
+    """The gate of reads on ``engine`` from this event loop: the event-loop reads' one where
+    ``async_reads`` is open (the server), so reads that still take the thread pool (cache
+    misses, ``other_io``) count against the same ``core.db.read_concurrency``; else the
+    pool's (``connection_gate``)."""
+    reader = _async_reader(engine)
+    return reader.gate if reader is not None else connection_gate(engine)
+
+
 async def read_db(engine: Engine, fn: Callable[[Connection], T], *, other_io: bool = False) -> T:
     """``fn(conn)`` on a read connection: on the event loop where ``async_reads`` is open
     (``fn`` runs unchanged on SQLAlchemy's synchronous facade of the async connection), else
@@ -211,7 +220,7 @@ async def read_db(engine: Engine, fn: Callable[[Connection], T], *, other_io: bo
     if reader is not None:
         async with reader.gate, _connect(reader.engine) as conn:
             return await conn.run_sync(fn)
-    async with connection_gate(engine):
+    async with read_gate(engine):
         return await run_in_threadpool(run_read, engine, fn)
 
 

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 from starlette.concurrency import run_in_threadpool
 
 from alquimista_ops.core.cache import Cache, CacheKey
-from alquimista_ops.core.deps import connection_gate, read_db, run_read
+from alquimista_ops.core.deps import read_db, read_gate, run_read
 from alquimista_ops.core.response_memo import note_cached_value
 
 T = TypeVar("T")
@@ -72,7 +72,7 @@ async def cached_value(
         data = await read_db(engine, compute)
         value, hit = cache.get_or_compute(key, lambda: encode(data))
     else:
-        async with connection_gate(engine):
+        async with read_gate(engine):  # one flight per key, in the thread pool
             value, hit = await run_in_threadpool(
                 cache.get_or_compute, key, lambda: encode(run_read(engine, compute))
             )
