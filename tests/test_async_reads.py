@@ -165,30 +165,39 @@ def test_event_loop_reads_use_asyncpg_with_the_same_connection_settings() -> Non
     assert connect_args == {"ssl": "require", "timeout": 5.0}
 
 
+class _SlowReads:
+    """A read function that takes 50 ms in PostgreSQL and counts how many run at once."""
+
+    def __init__(self) -> None:
+        self.running = 0
+        self.most = 0
+        self._lock = threading.Lock()
+
+    def read(self, conn: Connection) -> int:
+        with self._lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+        try:
+            return int(conn.execute(sa.text("SELECT count(*) FROM pg_sleep(0.05)")).scalar_one())
+        finally:
+            with self._lock:
+                self.running -= 1
+
+
 def test_event_loop_reads_run_db_read_concurrency_at_a_time(
     tmp_path: Path, pg_database: str, engine: Engine, demo_data: SeedReport
 ) -> None:
     """Eight reads at once on one event loop: DB_READ_CONCURRENCY of them run, the others
     wait their turn, and every one answers."""
     settings = make_settings(tmp_path, pg_database, DB_READ_CONCURRENCY="3")
-    running = 0
-    most = 0
-
-    def slow(conn: Connection) -> int:
-        nonlocal running, most
-        running += 1
-        most = max(most, running)
-        try:
-            return int(conn.execute(sa.text("SELECT count(*) FROM pg_sleep(0.05)")).scalar_one())
-        finally:
-            running -= 1
+    reads = _SlowReads()
 
     async def scenario() -> list[int]:
         async with deps.async_reads(settings, engine):
-            return list(await asyncio.gather(*(deps.read_db(engine, slow) for _ in range(8))))
+            return list(await asyncio.gather(*(deps.read_db(engine, reads.read) for _ in range(8))))
 
     assert asyncio.run(scenario()) == [1] * 8
-    assert most == 3
+    assert reads.most == 3
 
 
 def test_read_concurrency_follows_where_postgresql_runs(tmp_path: Path, pg_database: str) -> None:
@@ -215,32 +224,23 @@ def test_thread_pool_reads_share_the_event_loop_reads_gate_under_the_server(
     as the event-loop reads, so PostgreSQL never runs more than DB_READ_CONCURRENCY reads of a
     worker at once."""
     settings = make_settings(tmp_path, pg_database, DB_READ_CONCURRENCY="2")
+    reads = _SlowReads()
 
     async def scenario() -> tuple[bool, int, bool]:
         async with deps.async_reads(settings, engine):
             inside = deps.read_gate(engine)
             shared = inside is deps._async_reader(engine).gate  # type: ignore[union-attr]
-            running = 0
-            most = 0
-
-            def slow(conn: Connection) -> int:
-                nonlocal running, most
-                running += 1
-                most = max(most, running)
-                try:
-                    return int(conn.execute(sa.text("SELECT 1 FROM pg_sleep(0.05)")).scalar_one())
-                finally:
-                    running -= 1
 
             async def cache_miss() -> int:
                 async with deps.read_gate(engine):
-                    return await asyncio.to_thread(deps.run_read, engine, slow)
+                    return await asyncio.to_thread(deps.run_read, engine, reads.read)
 
             await asyncio.gather(
-                *(deps.read_db(engine, slow) for _ in range(3)), *(cache_miss() for _ in range(3))
+                *(deps.read_db(engine, reads.read) for _ in range(3)),
+                *(cache_miss() for _ in range(3)),
             )
         outside = deps.read_gate(engine) is deps.connection_gate(engine)
-        return shared, most, outside
+        return shared, reads.most, outside
 
     shared, most, outside = asyncio.run(scenario())
     assert shared and outside
