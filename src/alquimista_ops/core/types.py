@@ -38,3 +38,16 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
 
 JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 UUIDType = sa.Uuid(as_uuid=True)
+
+
+def typed_null(type_: Any, name: str) -> sa.ColumnElement[Any]:
+    """A NULL column of ``type_`` named ``name``, for the branches of a UNION ALL that have no
+    value there: typed, so PostgreSQL matches the union's column types and SQLite results
+    are converted."""
+    return sa.cast(sa.null(), type_).label(name)
+
+
+def kind_column(value: int) -> sa.ColumnElement[int]:
+    """The ``kind`` column that tells a UNION ALL's branches apart (a literal, not a bound
+    value, so the statement stays the same for every execution)."""
+    return sa.literal_column(str(value), sa.Integer()).label("kind")

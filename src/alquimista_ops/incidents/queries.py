@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 
 from alquimista_ops.core.schema import operational_events as ev
 from alquimista_ops.core.schema import tenants
-from alquimista_ops.core.types import UTCDateTime, UUIDType
+from alquimista_ops.core.types import UTCDateTime, UUIDType, kind_column, typed_null
 
 INCIDENT_SEVERITIES = ("warning", "error", "critical")
 
@@ -91,10 +91,6 @@ COUNTERS, INCIDENT = 0, 1
 
 @cache
 def _tenant_incidents_stmt(status: str, by_severity: bool) -> sa.CompoundSelect:
-    def none(type_: Any, name: str) -> sa.ColumnElement[Any]:
-        # typed: PostgreSQL matches the union's column types, SQLite results are converted
-        return sa.cast(sa.null(), type_).label(name)
-
     mine = [_IS_INCIDENT, ev.c.tenant_id == sa.bindparam("tid")]
     filters = _filters(status, by_severity)
     page = (
@@ -106,20 +102,23 @@ def _tenant_incidents_stmt(status: str, by_severity: bool) -> sa.CompoundSelect:
         .subquery("page")
     )
     incidents = sa.select(
-        sa.literal_column(str(INCIDENT), sa.Integer()).label("kind"),
+        kind_column(INCIDENT),
         *page.c,
-        *(none(sa.Integer(), name) for name in ("total", "open", "resolved", "critical_open")),
+        *(
+            typed_null(sa.Integer(), name)
+            for name in ("total", "open", "resolved", "critical_open")
+        ),
     )
     counters = sa.select(
-        sa.literal_column(str(COUNTERS), sa.Integer()).label("kind"),
-        none(UUIDType, "id"),
-        none(UUIDType, "tenant_id"),
-        none(sa.String(), "severity"),
-        none(sa.String(), "title"),
-        none(sa.Text(), "description"),
-        none(sa.String(), "event_category"),
-        none(UTCDateTime(), "created_at"),
-        none(UTCDateTime(), "resolved_at"),
+        kind_column(COUNTERS),
+        typed_null(UUIDType, "id"),
+        typed_null(UUIDType, "tenant_id"),
+        typed_null(sa.String(), "severity"),
+        typed_null(sa.String(), "title"),
+        typed_null(sa.Text(), "description"),
+        typed_null(sa.String(), "event_category"),
+        typed_null(UTCDateTime(), "created_at"),
+        typed_null(UTCDateTime(), "resolved_at"),
         *_counter_columns(filters),
     ).where(*mine)
     both = sa.union_all(incidents, counters)

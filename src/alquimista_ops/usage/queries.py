@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from alquimista_ops.core.schema import agents, tenant_agents, tenant_usage_daily
-from alquimista_ops.core.types import UUIDType
+from alquimista_ops.core.types import UUIDType, kind_column, typed_null
 
 u = tenant_usage_daily
 
@@ -93,29 +93,22 @@ REPORT_MEASURES = 5  # the report's columns: kind, date, agent_id, name, display
 
 @cache
 def _report_stmt(by_agent: bool) -> sa.CompoundSelect:
-    def kind(value: int) -> sa.ColumnElement[Any]:
-        return sa.literal_column(str(value), sa.Integer()).label("kind")
-
-    def none(type_: Any, name: str) -> sa.ColumnElement[Any]:
-        # typed: PostgreSQL matches the union's column types, SQLite results are converted
-        return sa.cast(sa.null(), type_).label(name)
-
     conditions = _scope(by_agent)
     summary = sa.select(
-        kind(SUMMARY),
-        none(sa.Date(), "date"),
-        none(UUIDType, "agent_id"),
-        none(sa.String(), "name"),
-        none(sa.String(), "display_name"),
+        kind_column(SUMMARY),
+        typed_null(sa.Date(), "date"),
+        typed_null(UUIDType, "agent_id"),
+        typed_null(sa.String(), "name"),
+        typed_null(sa.String(), "display_name"),
         *_measures(),
     ).where(*conditions)
     days = (
         sa.select(
-            kind(DAY),
+            kind_column(DAY),
             u.c.date,
-            none(UUIDType, "agent_id"),
-            none(sa.String(), "name"),
-            none(sa.String(), "display_name"),
+            typed_null(UUIDType, "agent_id"),
+            typed_null(sa.String(), "name"),
+            typed_null(sa.String(), "display_name"),
             *_measures(),
         )
         .where(*conditions)
@@ -123,8 +116,8 @@ def _report_stmt(by_agent: bool) -> sa.CompoundSelect:
     )
     per_agent = (
         sa.select(
-            kind(AGENT),
-            none(sa.Date(), "date"),
+            kind_column(AGENT),
+            typed_null(sa.Date(), "date"),
             agents.c.id.label("agent_id"),
             agents.c.name,
             agents.c.display_name,
