@@ -60,29 +60,17 @@ def _filters(status: str, by_severity: bool) -> list[Any]:
     return conditions
 
 
-def incident_conditions(
-    tenant_id: uuid.UUID | None, status: str, severity: str | None
-) -> list[Any]:
-    conditions: list[Any] = [_IS_INCIDENT]
-    if tenant_id is not None:
-        conditions.append(ev.c.tenant_id == tenant_id)
-    if status == "open":
-        conditions.append(ev.c.resolved_at.is_(None))
-    elif status == "resolved":
-        conditions.append(ev.c.resolved_at.is_not(None))
-    if severity is not None:
-        conditions.append(ev.c.severity == severity)
-    return conditions
+RECENT_FOR_TENANT = (
+    sa.select(*_PAGE_COLUMNS)
+    .where(_IS_INCIDENT, ev.c.tenant_id == sa.bindparam("tid"))
+    .order_by(*_ORDER)
+    .limit(sa.bindparam("limit"))
+)
 
 
-def incident_page(
-    conn: Connection, conditions: list[Any], limit: int, offset: int
-) -> tuple[list[Any], int]:
-    rows = conn.execute(
-        sa.select(*_PAGE_COLUMNS).where(*conditions).order_by(*_ORDER).limit(limit).offset(offset)
-    ).all()
-    total = conn.execute(sa.select(sa.func.count()).select_from(ev).where(*conditions)).scalar_one()
-    return list(rows), int(total)
+def recent_tenant_incidents(conn: Connection, tenant_id: uuid.UUID, limit: int) -> list[Any]:
+    """The tenant's latest ``limit`` incidents (any status), latest first."""
+    return list(conn.execute(RECENT_FOR_TENANT, {"tid": tenant_id, "limit": limit}))
 
 
 # -- a tenant's incidents: one page, its total and the counters in one statement --------------

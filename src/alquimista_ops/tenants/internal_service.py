@@ -71,9 +71,7 @@ def tenant_detail(conn: Connection, tenant_id: uuid.UUID) -> dict[str, Any]:
     row = queries.tenant_with_usage_windows(conn, tenant_id, utctoday())
     if row is None:
         raise NotFound(f"Tenant {tenant_id} not found", details={"field": "tenant_id"})
-    incidents, _total = incident_queries.incident_page(
-        conn, incident_queries.incident_conditions(tenant_id, "all", None), RECENT_INCIDENTS, 0
-    )
+    incidents = incident_queries.recent_tenant_incidents(conn, tenant_id, RECENT_INCIDENTS)
     return {
         "tenant": {
             **tenant_fields(row),
