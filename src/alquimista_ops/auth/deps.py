@@ -148,6 +148,10 @@ def _scope_of(principal: Principal, tenant_id: uuid.UUID, status: str | None) ->
         raise Forbidden("Your tenant does not exist", code="NO_TENANT")
     if status == "suspended" and not principal.is_internal:
         raise Forbidden("Your company's account is suspended", code="TENANT_SUSPENDED")
+    return _scope(principal, tenant_id)
+
+
+def _scope(principal: Principal, tenant_id: uuid.UUID) -> TenantScope:
     tenant_id_var.set(str(tenant_id))
     return TenantScope(tenant_id=tenant_id, principal=principal)
 
@@ -269,8 +273,7 @@ async def get_tenant_read(
     if runtime.cache.backend is None:
         # The cache is off: the status is read on the answer's own connection (one read
         # instead of two: profiled, each read's checkout and hop cost as much as its query).
-        tenant_id_var.set(str(requested))
-        scope = TenantScope(tenant_id=requested, principal=principal)
+        scope = _scope(principal, requested)
         return TenantRead(principal, runtime.engine, runtime.cache, scope, status_checked=False)
     status = await cached_tenant_status(runtime.cache, runtime.engine, requested)
     scope = _scope_of(principal, requested, status)
