@@ -7,7 +7,9 @@ Under the server (``async_reads``, opened by its lifespan) PostgreSQL reads run 
 loop; elsewhere in one thread-pool hop. A read answered from the cache takes no connection.
 
 The unit of work of writes is an *async* dependency guarded by a per-event-loop semaphore sized
-to the connection pool; reads pass through the same gate. Sync dependencies and routes run in
+to the connection pool; thread-pool reads pass through the same gate, except under the server,
+where every read waits in the event-loop reads' own line (``read_gate``,
+``DB_READ_CONCURRENCY``). Sync dependencies and routes run in
 anyio's thread pool (40 threads); a request holds its connection across several thread hops
 (open, route, commit). With a plain sync ``get_db``, 64 concurrent requests let 40 threads block
 in the pool's checkout while the 20 connections belonged to requests waiting for a thread:
