@@ -109,13 +109,20 @@ def test_landing_kpis_and_trends_come_from_the_api(
     assert f"{'+' if change > 0 else ''}{pt_number(change, 1)}% vs. período anterior" in (
         card.inner_text().replace("\n", " ")
     )
+    midnight = datetime.combine(start, time(), UTC)
     with engine.connect() as conn:
-        created = conn.execute(
-            sa.select(sa.func.count())
-            .select_from(tenants)
-            .where(tenants.c.created_at >= datetime.combine(start, time(), UTC))
-        ).scalar_one()
-    assert session.page.locator("#kpi-new-tenants").inner_text().startswith(f"+{created} novos")
+        created, created_before = conn.execute(
+            sa.select(
+                sa.func.count().filter(tenants.c.created_at >= midnight),
+                sa.func.count().filter(
+                    tenants.c.created_at >= midnight - timedelta(days=30),
+                    tenants.c.created_at < midnight,
+                ),
+            )
+        ).one()
+    assert session.page.locator("#kpi-new-tenants").inner_text() == (
+        f"+{created} novos no período (anterior: {created_before})"
+    )
     mrr = session.page.locator("#kpi-mrr .big").inner_text()
     assert mrr == pt_brl(billing["total_mrr"])
     assert session.page.locator("#usage-trend-canvas").is_visible()

@@ -35,6 +35,9 @@ REQUEST_STATUSES = ("success", "error")
 EVENT_CATEGORIES = ("auth", "tenant", "agent", "integration", "command", "system")
 EVENT_STATUSES = ("success", "failure", "pending")
 SEVERITIES = ("info", "warning", "error", "critical")
+# An incident is an operational event of severity warning or worse.
+INCIDENT_SEVERITIES = ("warning", "error", "critical")
+INCIDENT_PREDICATE = "severity IN ({})".format(", ".join(f"'{s}'" for s in INCIDENT_SEVERITIES))
 COMMAND_TYPES = (
     "HEALTH_CHECK",
     "RESTART_AGENT",
@@ -269,6 +272,15 @@ operational_events = sa.Table(
     sa.Index(None, "tenant_id", "created_at"),
     sa.Index(None, "event_category", "created_at"),
     sa.Index(None, "severity", "created_at"),
+    # The latest incidents of every tenant (staff landing page): the incident rows only, in
+    # time order, so the newest few are read from the index end instead of sorting them all.
+    sa.Index(
+        "ix_operational_events_incidents_created_at",
+        "created_at",
+        "id",
+        postgresql_where=sa.text(INCIDENT_PREDICATE),
+        sqlite_where=sa.text(INCIDENT_PREDICATE),
+    ),
 )
 
 operational_commands = sa.Table(

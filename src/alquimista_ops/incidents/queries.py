@@ -9,11 +9,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from alquimista_ops.core.schema import INCIDENT_SEVERITIES, tenants
 from alquimista_ops.core.schema import operational_events as ev
-from alquimista_ops.core.schema import tenants
 from alquimista_ops.core.types import UTCDateTime, UUIDType, kind_column, typed_null
-
-INCIDENT_SEVERITIES = ("warning", "error", "critical")
 
 # Rendered as literals: an IN of bound values would be expanded on every execution.
 _IS_INCIDENT = ev.c.severity.in_([sa.literal_column(f"'{s}'") for s in INCIDENT_SEVERITIES])

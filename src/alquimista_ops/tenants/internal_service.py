@@ -171,8 +171,11 @@ def tenant_agents(conn: Connection, tenant_id: uuid.UUID) -> dict[str, Any]:
     return {"tenant_id": tenant_id, "agents": result}
 
 
-def new_tenants(conn: Connection, period: Period) -> int:
-    """Tenants created during the period (UTC days, inclusive)."""
+def new_tenants(conn: Connection, period: Period, previous: Period) -> tuple[int, int]:
+    """Tenants created during ``period`` and during ``previous`` (UTC days, inclusive)."""
+    return queries.tenants_created_in(conn, _utc_range(period), _utc_range(previous))
+
+
+def _utc_range(period: Period) -> tuple[datetime, datetime]:
     start = datetime.combine(period.start, time(), UTC)
-    end = datetime.combine(period.end + timedelta(days=1), time(), UTC)
-    return queries.tenants_created_between(conn, start, end)
+    return start, datetime.combine(period.end + timedelta(days=1), time(), UTC)

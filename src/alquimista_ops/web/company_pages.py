@@ -173,8 +173,7 @@ async def company_overview(request: Request, runtime: RuntimeDep) -> Response:
         return (
             usage_overview_service.usage_overview(conn, period),
             usage_overview_service.platform_summary(conn, previous),
-            internal_service.new_tenants(conn, period),
-            internal_service.new_tenants(conn, previous),
+            internal_service.new_tenants(conn, period, previous),
             billing_service.billing_overview(conn, period) if is_admin else None,
             incident_queries.recent_incidents_all_tenants(conn, "all", LANDING_INCIDENTS),
             incident_queries.incident_counters(conn, None),
@@ -183,8 +182,7 @@ async def company_overview(request: Request, runtime: RuntimeDep) -> Response:
     (
         usage,
         before,
-        new_tenants,
-        new_before,
+        (new_tenants, new_before),
         billing,
         incidents,
         counters,
