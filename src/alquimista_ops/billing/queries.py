@@ -21,41 +21,39 @@ PAYING = sa.or_(tenants.c.status == "active", tenants.c.churned_at.is_not(None))
 
 
 def _active_by_plan_and_segment() -> sa.Select[Any]:
-    """One row per (plan, segment) of the active tenants, every plan at least once (a plan
-    without active tenants: one row with a null segment and 0 tenants), ordered by the plan's
-    price and name; each row also carries ``base_mrr``, the MRR of the tenants paying at
-    ``:start`` (one more scan of ``tenants``, run once)."""
+    """One row per (plan, segment) with tenants, every plan at least once (a plan without
+    tenants: one row with a null segment), ordered by the plan's price and name. Each row
+    carries its active tenants and their MRR, and ``base_mrr``: the MRR of its tenants paying at
+    ``:start`` (summed over the rows, the MRR at the start of the period). One pass over
+    ``tenants``."""
     instant = sa.bindparam("start", type_=tenants.c.created_at.type)
-    base = (
-        sa.select(sa.func.coalesce(sa.func.sum(tenants.c.mrr_estimate), 0).label("base_mrr"))
-        .where(
-            PAYING,
-            tenants.c.created_at < instant,
-            sa.or_(tenants.c.churned_at.is_(None), tenants.c.churned_at >= instant),
-        )
-        .subquery("base")
-    )
-    joined = plans.outerjoin(
-        tenants, sa.and_(tenants.c.plan == plans.c.name, tenants.c.status == "active")
+    active = tenants.c.status == "active"
+    paying_at_start = sa.and_(
+        PAYING,
+        tenants.c.created_at < instant,
+        sa.or_(tenants.c.churned_at.is_(None), tenants.c.churned_at >= instant),
     )
     grouped = (
         sa.select(
-            plans.c.name.label("plan"),
-            plans.c.price_monthly_brl,
+            tenants.c.plan,
             tenants.c.segment,
-            sa.func.count(tenants.c.id).label("tenants"),
-            sa.func.coalesce(sa.func.sum(tenants.c.mrr_estimate), 0).label("mrr"),
+            sa.func.count().filter(active).label("tenants"),
+            sa.func.sum(tenants.c.mrr_estimate).filter(active).label("mrr"),
+            sa.func.sum(tenants.c.mrr_estimate).filter(paying_at_start).label("base_mrr"),
         )
-        .select_from(joined)
-        .group_by(plans.c.name, plans.c.price_monthly_brl, tenants.c.segment)
+        .group_by(tenants.c.plan, tenants.c.segment)
         .subquery("grouped")
     )
-    # base LEFT JOIN: the base row comes back even without any plan
     return (
-        sa.select(base.c.base_mrr, grouped.c.plan, grouped.c.segment, grouped.c.tenants)
-        .add_columns(grouped.c.mrr)
-        .select_from(base.outerjoin(grouped, sa.true()))
-        .order_by(grouped.c.price_monthly_brl, grouped.c.plan)
+        sa.select(
+            plans.c.name.label("plan"),
+            grouped.c.segment,
+            sa.func.coalesce(grouped.c.tenants, 0).label("tenants"),
+            sa.func.coalesce(grouped.c.mrr, 0).label("mrr"),
+            sa.func.coalesce(grouped.c.base_mrr, 0).label("base_mrr"),
+        )
+        .select_from(plans.outerjoin(grouped, grouped.c.plan == plans.c.name))
+        .order_by(plans.c.price_monthly_brl, plans.c.name)
     )
 
 

@@ -35,18 +35,16 @@ def _share(part: Decimal, whole: Decimal) -> float:
 def billing_overview(conn: Connection, period: Period) -> dict[str, Any]:
     start = _midnight(period.start)
     end = _midnight(period.end + timedelta(days=1))
-    groups = queries.active_by_plan_and_segment(conn, start)
-    base_mrr = Decimal(groups[0].base_mrr)
+    base_mrr = Decimal(0)
     # plan -> [tenants, mrr] in the plans' order; segment -> [tenants, mrr]
     plan_totals: dict[str, list[Any]] = {}
     segment_totals: dict[str, list[Any]] = {}
-    for row in groups:
-        if row.plan is None:  # no plan at all (only the base row)
-            continue
+    for row in queries.active_by_plan_and_segment(conn, start):
+        base_mrr += Decimal(row.base_mrr)
         plan = plan_totals.setdefault(row.plan, [0, Decimal(0)])
         plan[0] += int(row.tenants)
         plan[1] += Decimal(row.mrr)
-        if row.segment is not None:
+        if row.segment is not None and row.tenants:
             segment = segment_totals.setdefault(row.segment, [0, Decimal(0)])
             segment[0] += int(row.tenants)
             segment[1] += Decimal(row.mrr)
