@@ -9,8 +9,8 @@ from a plain ASGI callable. A separate load-generator process (wrk) drives each 
 
 - the bare endpoint (measured before and after the cached reads; the baseline is their mean);
 - ``GET /tenant/me`` (a tenant user) and ``GET /internal/tenants`` (staff), cached (X-Cache HIT);
-- every dashboard route with the cache off (``CACHE_ENABLED=false``): the API read routes and
-  the web dashboard's pages.
+- every dashboard route with the cache off (``CACHE_ENABLED=false``): the API read routes, the
+  tenant dashboard's pages and the staff pages (``/company/...``).
 
 Targets: cached authenticated reads >= 0.5 x the bare endpoint; every route's p99 < 100 ms
 with the cache off.
@@ -174,6 +174,11 @@ def main() -> int:
                     ("/dashboard/usage", tenant_cookie),
                     ("/dashboard/integrations", tenant_cookie),
                     ("/dashboard/support", tenant_cookie),
+                    ("/company", admin_cookie),
+                    ("/company/tenants", admin_cookie),
+                    (f"/company/tenants/{big}", admin_cookie),
+                    ("/company/usage", admin_cookie),
+                    ("/company/billing", admin_cookie),
                     ("/company/operations", admin_cookie),
                 ]
             for path, headers in routes:

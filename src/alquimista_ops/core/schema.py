@@ -272,12 +272,14 @@ operational_events = sa.Table(
     sa.Index(None, "tenant_id", "created_at"),
     sa.Index(None, "event_category", "created_at"),
     sa.Index(None, "severity", "created_at"),
-    # The latest incidents of every tenant (staff landing page): the incident rows only, in
-    # time order, so the newest few are read from the index end instead of sorting them all.
+    # The incident rows only, in time order: the latest incidents of every tenant (staff
+    # landing page) are read from the index end instead of sorting them all, and the platform's
+    # incident counters (open, resolved, critical open) from the index alone.
     sa.Index(
         "ix_operational_events_incidents_created_at",
         "created_at",
         "id",
+        postgresql_include=["severity", "resolved_at"],
         postgresql_where=sa.text(INCIDENT_PREDICATE),
         sqlite_where=sa.text(INCIDENT_PREDICATE),
     ),

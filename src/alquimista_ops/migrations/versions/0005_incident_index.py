@@ -1,9 +1,11 @@
 """fast queries: a partial index of the incidents in time order
 
-The staff landing page shows the latest incidents of every tenant. Without an index on the
-incident rows by time, PostgreSQL read and sorted every incident to keep the newest eight;
-``ix_operational_events_incidents_created_at`` (created_at, id) WHERE severity is warning or
-worse gives them from the index end.
+The staff landing page shows the latest incidents of every tenant and the platform's incident
+counters. Without an index on the incident rows by time, PostgreSQL read and sorted every
+incident to keep the newest eight, and read every event row to count them;
+``ix_operational_events_incidents_created_at`` (created_at, id) INCLUDE (severity, resolved_at)
+WHERE severity is warning or worse gives the newest from the index end and the counts from the
+index alone.
 
 Revision ID: 0005
 Revises: 0004
@@ -30,6 +32,7 @@ def upgrade() -> None:
         "operational_events",
         ["created_at", "id"],
         unique=False,
+        postgresql_include=["severity", "resolved_at"],
         postgresql_where=sa.text(_INCIDENT),
         sqlite_where=sa.text(_INCIDENT),
     )
