@@ -70,15 +70,20 @@ def two_workers(pg_database: str, tmp_path: Path) -> Iterator[str]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
+        # Ready when both workers have answered (a new connection per request: the kernel
+        # spreads them), not as soon as the first one does.
         deadline = time.monotonic() + 60
-        while True:
+        workers: set[str] = set()
+        while len(workers) < 2:
+            assert process.poll() is None, "serve exited"
+            assert time.monotonic() < deadline, f"serve: {len(workers)} of 2 workers answered"
             try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
+                response = httpx.get(f"{base}/health", timeout=2)
+                if response.status_code == 200:
+                    workers.add(response.headers["x-request-id"].rsplit("-", 1)[0])
+                    continue
             except httpx.HTTPError:
                 pass
-            assert process.poll() is None, "serve exited"
-            assert time.monotonic() < deadline, "serve did not answer"
             time.sleep(0.2)
         yield base
     finally:
