@@ -20,8 +20,8 @@ TOP = 10
 
 
 def usage_overview(conn: Connection, period: Period) -> dict[str, Any]:
-    counts, period_sums, days = queries.platform_days(conn, period.start, period.end)
-    summary = measures(period_sums)
+    counts, days = queries.platform_days(conn, period.start, period.end)
+    summary = measures(counts)
     top_tenants, tenants_with_usage = queries.top_tenants(conn, period.start, period.end, TOP)
     top_agents, agents_deployed = queries.top_agents(conn, period.start, period.end, TOP)
     by_day = {_as_date(row.date): row for row in days}

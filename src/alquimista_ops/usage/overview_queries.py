@@ -17,16 +17,19 @@ from alquimista_ops.core.schema import (
     tenant_usage_cumulative,
     tenants,
 )
+from alquimista_ops.core.types import bigint_or_zero as whole
+from alquimista_ops.core.types import double_or_zero as real
+from alquimista_ops.core.types import kind_column, typed_null
 
 
 def _measures(t: sa.Table) -> list[sa.ColumnElement[Any]]:
     return [
-        sa.func.coalesce(sa.func.sum(t.c.total_requests), 0).label("total_requests"),
-        sa.func.coalesce(sa.func.sum(t.c.successful_requests), 0).label("successful_requests"),
-        sa.func.coalesce(sa.func.sum(t.c.failed_requests), 0).label("failed_requests"),
-        sa.func.coalesce(sa.func.sum(t.c.response_ms_weighted), 0).label("weighted_response_ms"),
-        sa.func.coalesce(sa.func.sum(t.c.total_tokens_used), 0).label("total_tokens"),
-        sa.func.coalesce(sa.func.sum(t.c.total_cost_usd), 0).label("total_cost_usd"),
+        whole(sa.func.sum(t.c.total_requests)).label("total_requests"),
+        whole(sa.func.sum(t.c.successful_requests)).label("successful_requests"),
+        whole(sa.func.sum(t.c.failed_requests)).label("failed_requests"),
+        real(sa.func.sum(t.c.response_ms_weighted)).label("weighted_response_ms"),
+        whole(sa.func.sum(t.c.total_tokens_used)).label("total_tokens"),
+        real(sa.func.sum(t.c.total_cost_usd)).label("total_cost_usd"),
     ]
 
 
@@ -61,50 +64,53 @@ def platform_summary(conn: Connection, start: date, end: date) -> Any:
     return conn.execute(PLATFORM_SUMMARY, {"start": start, "end": end}).one()
 
 
+_SUMMARY, _DAY = 0, 1
 _DAY_COLUMNS = (
-    ("total_requests", "total_requests"),
-    ("successful_requests", "successful_requests"),
-    ("failed_requests", "failed_requests"),
-    ("response_ms_weighted", "weighted_response_ms"),
-    ("total_tokens_used", "total_tokens"),
-    ("total_cost_usd", "total_cost_usd"),
+    ("total_requests", "total_requests", whole),
+    ("successful_requests", "successful_requests", whole),
+    ("failed_requests", "failed_requests", whole),
+    ("response_ms_weighted", "weighted_response_ms", real),
+    ("total_tokens_used", "total_tokens", whole),
+    ("total_cost_usd", "total_cost_usd", real),
 )
 
 
-def _platform_days() -> sa.Select[Any]:
+def _platform_days() -> sa.CompoundSelect:
+    """The summary row (tenant counts and the period's measures) first, then one row per day
+    with platform totals in the period, by date."""
     t = platform_usage_totals
     counts = _counts()
-    columns: list[sa.ColumnElement[Any]] = [counts.c.total_tenants, counts.c.active_tenants]
-    columns.append(t.c.date)
-    columns.append(t.c.tenants_with_usage)
-    for name, label in _DAY_COLUMNS:
-        columns.append(t.c[name].label(label))
-        columns.append(sa.func.sum(t.c[name]).over().label(f"period_{label}"))
     in_period = sa.and_(t.c.date >= sa.bindparam("start"), t.c.date <= sa.bindparam("end"))
-    return sa.select(*columns).select_from(counts.outerjoin(t, in_period)).order_by(t.c.date)
+    summary = sa.select(
+        kind_column(_SUMMARY),
+        counts.c.total_tenants,
+        counts.c.active_tenants,
+        typed_null(sa.Date(), "date"),
+        typed_null(sa.Integer(), "tenants_with_usage"),
+        *_measures(t),
+    ).select_from(counts.outerjoin(t, in_period))
+    summary = summary.group_by(counts.c.total_tenants, counts.c.active_tenants)
+    days = sa.select(
+        kind_column(_DAY),
+        typed_null(sa.BigInteger(), "total_tenants"),
+        typed_null(sa.BigInteger(), "active_tenants"),
+        t.c.date,
+        t.c.tenants_with_usage,
+        *(cast(t.c[name]).label(label) for name, label, cast in _DAY_COLUMNS),
+    ).where(in_period)
+    both = sa.union_all(summary, days)
+    c = both.selected_columns
+    return both.order_by(c.kind, c.date)
 
 
 PLATFORM_DAYS = _platform_days()
 
 
-def platform_days(conn: Connection, start: date, end: date) -> tuple[Any, Any, list[Any]]:
-    """(tenant counts, the period's platform measures, its days) in one round trip.
-
-    One row per day with platform totals in the period (or one row without a day when there is
-    none), each carrying the tenant counts and the period's sums (window sums over the days).
-    """
+def platform_days(conn: Connection, start: date, end: date) -> tuple[Any, Sequence[Any]]:
+    """(the summary row: tenant counts and the period's platform measures, the days with
+    platform totals in the period) in one round trip."""
     rows = conn.execute(PLATFORM_DAYS, {"start": start, "end": end}).all()
-    first = rows[0]
-    days = [row for row in rows if row.date is not None]
-    summary = _Summary(
-        **{label: getattr(first, f"period_{label}") or 0 for _n, label in _DAY_COLUMNS}
-    )
-    return first, summary, days
-
-
-class _Summary:
-    def __init__(self, **values: Any) -> None:
-        self.__dict__.update(values)
+    return rows[0], rows[1:]
 
 
 def _top_tenants() -> sa.Select[Any]:
@@ -121,7 +127,7 @@ def _top_tenants() -> sa.Select[Any]:
         sa.select(sa.func.max(c.c.date)).where(c.c.date <= sa.bindparam("end")).scalar_subquery()
     )
     e, s = c.alias("e"), c.alias("s")
-    requests = e.c.total_requests - sa.func.coalesce(s.c.total_requests, 0)
+    requests = e.c.total_requests - sa.func.coalesce(s.c.total_requests, 0)  # BIGINT
     ranked = (
         sa.select(
             e.c.tenant_id,
@@ -140,8 +146,8 @@ def _top_tenants() -> sa.Select[Any]:
             ranked.c.tenant_id,
             ranked.c.tenants_with_usage,
             *(
-                (e2.c[name] - sa.func.coalesce(s2.c[name], 0)).label(label)
-                for name, label in _DAY_COLUMNS
+                cast(e2.c[name] - sa.func.coalesce(s2.c[name], 0)).label(label)
+                for name, label, cast in _DAY_COLUMNS
             ),
             tenants.c.name,
             tenants.c.plan,

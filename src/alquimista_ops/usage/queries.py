@@ -17,30 +17,28 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from alquimista_ops.core.schema import agents, tenant_agents, tenant_usage_daily
-from alquimista_ops.core.types import UUIDType, kind_column, typed_null
+from alquimista_ops.core.types import (
+    UUIDType,
+    bigint_or_zero,
+    double_or_zero,
+    kind_column,
+    typed_null,
+)
 
 u = tenant_usage_daily
-
-_ZERO: sa.ColumnElement[int] = sa.literal_column("0", sa.Integer())
 
 
 def _measures() -> list[sa.ColumnElement[Any]]:
     return [
-        _count(u.c.total_requests).label("total_requests"),
-        _count(u.c.successful_requests).label("successful_requests"),
-        _count(u.c.failed_requests).label("failed_requests"),
-        sa.func.coalesce(sa.func.sum(u.c.avg_response_time_ms * u.c.total_requests), _ZERO).label(
+        bigint_or_zero(sa.func.sum(u.c.total_requests)).label("total_requests"),
+        bigint_or_zero(sa.func.sum(u.c.successful_requests)).label("successful_requests"),
+        bigint_or_zero(sa.func.sum(u.c.failed_requests)).label("failed_requests"),
+        double_or_zero(sa.func.sum(u.c.avg_response_time_ms * u.c.total_requests)).label(
             "weighted_response_ms"
         ),
-        _count(u.c.total_tokens_used).label("total_tokens"),
-        sa.func.coalesce(sa.func.sum(u.c.total_cost_usd), _ZERO).label("total_cost_usd"),
+        bigint_or_zero(sa.func.sum(u.c.total_tokens_used)).label("total_tokens"),
+        double_or_zero(sa.func.sum(u.c.total_cost_usd)).label("total_cost_usd"),
     ]
-
-
-def _count(column: sa.ColumnElement[int]) -> sa.ColumnElement[int]:
-    """The sum of an integer column as a BIGINT (PostgreSQL's SUM of a BIGINT is a NUMERIC,
-    read as a Decimal)."""
-    return sa.cast(sa.func.coalesce(sa.func.sum(column), _ZERO), sa.BigInteger())
 
 
 def _scope(by_agent: bool) -> list[Any]:
