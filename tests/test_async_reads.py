@@ -14,7 +14,9 @@ from sqlalchemy.engine import Connection, Engine
 
 from alquimista_ops.app import create_app
 from alquimista_ops.core import deps
+from alquimista_ops.core.cache import Cache, CacheKey
 from alquimista_ops.core.db import asyncpg_url, create_db_engine, read_concurrency
+from alquimista_ops.core.http_cache import cached_value
 from alquimista_ops.core.runtime import build_runtime
 from alquimista_ops.core.settings import Settings
 from alquimista_ops.demo.seed import SeedReport
@@ -220,9 +222,9 @@ def test_read_concurrency_follows_where_postgresql_runs(tmp_path: Path, pg_datab
 def test_thread_pool_reads_share_the_event_loop_reads_gate_under_the_server(
     tmp_path: Path, pg_database: str, engine: Engine, demo_data: SeedReport
 ) -> None:
-    """Cache misses still read in the thread pool; under the server they wait in the same line
-    as the event-loop reads, so PostgreSQL never runs more than DB_READ_CONCURRENCY reads of a
-    worker at once."""
+    """Reads that still take the thread pool (cache misses while the cache is in trouble, reads
+    that also call DynamoDB) wait, under the server, in the same line as the event-loop reads,
+    so PostgreSQL never runs more than DB_READ_CONCURRENCY reads of a worker at once."""
     settings = make_settings(tmp_path, pg_database, DB_READ_CONCURRENCY="2")
     reads = _SlowReads()
 
@@ -245,3 +247,120 @@ def test_thread_pool_reads_share_the_event_loop_reads_gate_under_the_server(
     shared, most, outside = asyncio.run(scenario())
     assert shared and outside
     assert most == 2
+
+
+# -- cache misses under the server ---------------------------------------------------------
+def _cache_scenario(
+    tmp_path: Path, pg_database: str, engine: Engine, scenario: Any, **overrides: str
+) -> Any:
+    """``scenario(cache)`` on an event loop where reads run on the loop, with a Redis cache."""
+    settings = make_settings(tmp_path, pg_database, **overrides)
+    runtime = build_runtime(settings, engine)
+    assert runtime.cache.backend_name == "redis"
+
+    async def run() -> Any:
+        async with deps.async_reads(settings, engine):
+            return await scenario(runtime.cache)
+
+    try:
+        return asyncio.run(run())
+    finally:
+        runtime.cache.close()
+
+
+def test_cache_misses_read_on_the_event_loop_once_per_key(
+    tmp_path: Path, pg_database: str, engine: Engine, demo_data: SeedReport
+) -> None:
+    """Eight requests miss the same key at once: one read, on the event loop (asyncpg, no
+    thread-pool hop), every request gets its value, and it is stored: the next one is a HIT."""
+    key = CacheKey.build("billing_overview", "platform", {"period": "30d"})
+    threads: list[int] = []
+
+    def compute(conn: Connection) -> int:
+        threads.append(threading.get_ident())
+        return int(conn.execute(sa.text("SELECT count(*) FROM pg_sleep(0.05)")).scalar_one())
+
+    async def scenario(cache: Cache) -> tuple[int, list[tuple[bytes, bool]], tuple[bytes, bool]]:
+        first = await asyncio.gather(
+            *(cached_value(cache, engine, key, compute, lambda n: b"%d" % n) for _ in range(8))
+        )
+        again = await cached_value(cache, engine, key, compute, lambda n: b"%d" % n)
+        return threading.get_ident(), first, again
+
+    loop_thread, first, again = _cache_scenario(tmp_path, pg_database, engine, scenario)
+    assert threads == [loop_thread]
+    assert first == [(b"1", False)] * 8
+    assert again == (b"1", True)
+
+
+def test_a_failed_miss_reaches_its_waiters_and_is_not_stored(
+    tmp_path: Path, pg_database: str, engine: Engine, demo_data: SeedReport
+) -> None:
+    key = CacheKey.build("billing_overview", "platform", {"period": "7d"})
+    calls: list[int] = []
+
+    def compute(conn: Connection) -> int:
+        calls.append(1)
+        conn.execute(sa.text("SELECT pg_sleep(0.05)"))
+        if len(calls) == 1:
+            raise ValueError("first read fails")
+        return 7
+
+    async def scenario(cache: Cache) -> tuple[list[Any], tuple[bytes, bool]]:
+        failed = await asyncio.gather(
+            *(cached_value(cache, engine, key, compute, lambda n: b"%d" % n) for _ in range(4)),
+            return_exceptions=True,
+        )
+        return failed, await cached_value(cache, engine, key, compute, lambda n: b"%d" % n)
+
+    failed, after = _cache_scenario(tmp_path, pg_database, engine, scenario)
+    assert [type(result) for result in failed] == [ValueError] * 4
+    assert after == (b"7", False)  # computed again, not a cached failure
+    assert len(calls) == 2
+
+
+def test_a_miss_whose_request_is_cancelled_is_computed_by_its_waiter(
+    tmp_path: Path, pg_database: str, engine: Engine, demo_data: SeedReport
+) -> None:
+    """The request computing a key goes away (its client disconnected): the request waiting
+    for the same key computes it instead of failing."""
+    key = CacheKey.build("billing_overview", "platform", {"period": "90d"})
+
+    def compute(conn: Connection) -> int:
+        return int(conn.execute(sa.text("SELECT count(*) FROM pg_sleep(0.2)")).scalar_one())
+
+    async def scenario(cache: Cache) -> tuple[bool, tuple[bytes, bool]]:
+        leader = asyncio.create_task(cached_value(cache, engine, key, compute, b"%d".__mod__))
+        await asyncio.sleep(0.05)  # the leader is reading
+        waiter = asyncio.create_task(cached_value(cache, engine, key, compute, b"%d".__mod__))
+        await asyncio.sleep(0.05)
+        leader.cancel()
+        result = await waiter
+        return leader.cancelled(), result
+
+    cancelled, result = _cache_scenario(tmp_path, pg_database, engine, scenario)
+    assert cancelled
+    assert result == (b"1", False)
+
+
+def test_a_local_copy_computed_across_an_invalidation_is_not_kept(
+    tmp_path: Path, pg_database: str, engine: Engine, demo_data: SeedReport
+) -> None:
+    """A miss computed while its key is invalidated is answered and stored in Redis as
+    before, but this process keeps no local copy of it (it may predate the write)."""
+    key = CacheKey.build("billing_overview", "platform", {"period": "30d"})
+
+    async def scenario(cache: Cache) -> tuple[bytes | None, bytes | None]:
+        def compute(conn: Connection) -> int:
+            cache.invalidate_resource("billing_overview")  # a write lands meanwhile
+            return 3
+
+        await cached_value(cache, engine, key, compute, b"%d".__mod__)
+        full = key.render(cache.namespace)
+        return cache.local_copy(full), cache.backend.get(full)  # type: ignore[union-attr]
+
+    local, stored = _cache_scenario(
+        tmp_path, pg_database, engine, scenario, CACHE_LOCAL_SECONDS="30"
+    )
+    assert local is None
+    assert stored == b"3"

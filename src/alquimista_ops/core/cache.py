@@ -640,13 +640,23 @@ class Cache:
         return indexes
 
     async def aget(self, key: CacheKey) -> bytes | None:
-        """A HIT looked up on the event loop (Redis through ``redis.asyncio``), or None: a
-        miss, or a state the synchronous path handles (breaker open, flush pending, error).
-        a HIT then costs no thread-pool hop (profiled: threads waiting for the GIL
-        after their Redis round trip were most of a cached read's latency)."""
+        """A HIT looked up on the event loop, or None (see ``alookup``)."""
+        value, _generation = await self.alookup(key)
+        return value
+
+    async def alookup(self, key: CacheKey) -> tuple[bytes | None, int | None]:
+        """``key`` looked up on the event loop (Redis through ``redis.asyncio``): a HIT costs no
+        thread-pool hop (profiled: threads waiting for the GIL after their Redis round trip
+        were most of a cached read's latency).
+
+        Returns ``(body, None)`` for a HIT; ``(None, generation)`` for a plain miss, counted
+        here, which the caller computes and hands to ``store`` with that generation (of the
+        local copies, so that a copy computed across an invalidation is not kept); ``(None,
+        None)`` for a state the synchronous ``get_or_compute`` handles (breaker open, flush
+        pending, error)."""
         backend = self.backend
         if backend is None or self._flush_pending or not self.breaker.allow():
-            return None
+            return None, None
         full = key.render(self.namespace)
         local = self._local_copies()
         generation = 0
@@ -654,7 +664,7 @@ class Cache:
             copy = local.get(full)
             if copy is not None:
                 self.stats["hits"] += 1
-                return copy
+                return copy, None
             generation = local.generation
         value: Any
         if self._async is not None:
@@ -662,15 +672,25 @@ class Cache:
                 value = await self._async.get().get(full)
             except REDIS_ERRORS as exc:
                 self._backend_failed(backend, exc)
-                return None  # the synchronous path computes (the breaker is open now)
+                return None, None  # the synchronous path computes (the breaker is open now)
         else:
             value = backend.get(full)
         if not isinstance(value, bytes):
-            return None
+            self.stats["misses"] += 1
+            return None, generation
         self.stats["hits"] += 1
         if local is not None:
             local.put(full, key, value, generation)
-        return value
+        return value, None
+
+    def store(self, key: CacheKey, value: bytes, generation: int) -> None:
+        """Store ``value``, computed after ``alookup`` reported a miss with ``generation``
+        (blocking I/O: call it from a thread)."""
+        full = key.render(self.namespace)
+        self._call(lambda b: b.set(full, value, key.ttl, self._indexes_of(key)))
+        local = self._local_copies() if self.breaker.allow() else None
+        if local is not None:
+            local.put(full, key, value, generation)
 
     # -- invalidation -------------------------------------------------------------------------
     def invalidate_tenant(self, tenant_id: uuid.UUID | str) -> int:

@@ -198,6 +198,11 @@ def _async_reader(engine: Engine) -> _AsyncReader | None:
     return per_loop.get(id(engine)) if per_loop else None
 
 
+def reads_on_event_loop(engine: Engine) -> bool:
+    """Whether ``read_db`` on ``engine`` runs on this event loop (``async_reads`` is open)."""
+    return _async_reader(engine) is not None
+
+
 def read_gate(engine: Engine) -> asyncio.Semaphore:
     """The gate of reads on ``engine`` from this event loop: the event-loop reads' one where
     ``async_reads`` is open (the server), so reads that still take the thread pool (cache

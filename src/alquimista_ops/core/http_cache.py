@@ -11,7 +11,9 @@ MISS that stored it. Every such response carries ``X-Cache: HIT|MISS`` (true) an
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import asyncio
+import weakref
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 from fastapi.responses import Response
@@ -20,7 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 from starlette.concurrency import run_in_threadpool
 
 from alquimista_ops.core.cache import Cache, CacheKey
-from alquimista_ops.core.deps import read_db, read_gate, run_read
+from alquimista_ops.core.deps import read_db, read_gate, reads_on_event_loop, run_read
 from alquimista_ops.core.response_memo import note_cached_value
 
 T = TypeVar("T")
@@ -38,8 +40,9 @@ async def cached_json_async(
     exclude_unset: bool = False,
 ) -> Response:
     """The cached JSON answer of a read route. A HIT is answered on the event loop (from this
-    process's local copies, else Redis); a miss (and any cache trouble) goes to the thread pool
-    once: single flight, ``compute(conn)`` on a read connection (``core.deps.read_db``), store."""
+    process's local copies, else Redis); a miss is computed once per key at a time,
+    ``compute(conn)`` on a read connection (``core.deps.read_db``), and stored
+    (``cached_value``)."""
     key = CacheKey.build(resource, scope, params)
 
     def encode(data: Mapping[str, Any]) -> bytes:
@@ -61,23 +64,76 @@ async def cached_value(
     on a read connection (``core.deps.read_db``), stored (single flight) and noted for the
     response memo (``core.response_memo``).
 
+    Where reads run on the event loop (the server), a miss is computed there too, once per
+    key at a time in this event loop (``_computed_once``), and stored from a thread. Elsewhere,
+    and in the states the cache's synchronous path handles (breaker open, flush pending),
+    the thread pool: the cache's own single flight, the read, the store.
+
     With the cache off, ``encode`` (validating and serializing the answer) runs after the
     read has given its connection back: the next request's statements then run while this
     one is encoded, instead of waiting behind it (one read at a time per worker when
     PostgreSQL is local, ``core.db.read_concurrency``)."""
-    found = await cache.aget(key)
-    if found is not None:
-        value, hit = found, True
-    elif cache.backend is None:  # the cache is off: computed (and counted) after the read
+    if cache.backend is None:  # the cache is off: computed (and counted) after the read
         data = await read_db(engine, compute)
         value, hit = cache.get_or_compute(key, lambda: encode(data))
     else:
-        async with read_gate(engine):  # one flight per key, in the thread pool
-            value, hit = await run_in_threadpool(
-                cache.get_or_compute, key, lambda: encode(run_read(engine, compute))
-            )
+        found, generation = await cache.alookup(key)
+        if found is not None:
+            value, hit = found, True
+        elif generation is not None and reads_on_event_loop(engine):
+
+            async def computed() -> bytes:
+                value = encode(await read_db(engine, compute))
+                await run_in_threadpool(cache.store, key, value, generation)
+                return value
+
+            value, hit = await _computed_once(key.render(cache.namespace), computed), False
+        else:
+            async with read_gate(engine):  # one flight per key, in the thread pool
+                value, hit = await run_in_threadpool(
+                    cache.get_or_compute, key, lambda: encode(run_read(engine, compute))
+                )
     note_cached_value(cache, key, value)
     return value, hit
+
+
+_flights: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Future[bytes]]]
+_flights = weakref.WeakKeyDictionary()
+
+
+async def _computed_once(full_key: str, compute: Callable[[], Awaitable[bytes]]) -> bytes:
+    """``compute()``, or the result of the one already running for ``full_key`` on this
+    event loop (a burst of misses of one key, after an invalidation say, reads it once). A
+    failure reaches every waiter; when the request computing it is cancelled (its client
+    went away), a waiter computes it itself."""
+    flights = _flights.setdefault(asyncio.get_running_loop(), {})
+    while (running := flights.get(full_key)) is not None:
+        try:
+            return await asyncio.shield(running)
+        except asyncio.CancelledError:
+            if not running.cancelled():
+                raise  # this request was cancelled, not the one computing
+    future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+    future.add_done_callback(_retrieved)
+    flights[full_key] = future
+    try:
+        value = await compute()
+    except Exception as exc:
+        future.set_exception(exc)
+        raise
+    except BaseException:
+        future.cancel()
+        raise
+    finally:
+        flights.pop(full_key, None)
+    future.set_result(value)
+    return value
+
+
+def _retrieved(future: asyncio.Future[bytes]) -> None:
+    """Mark a failure as seen (asyncio logs an exception no waiter retrieved)."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _response(body: bytes, hit: bool, key: CacheKey) -> Response:
