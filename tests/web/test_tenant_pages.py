@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
 from alquimista_ops.demo.seed import SeedReport
+from alquimista_ops.web import i18n
 
 pytestmark = pytest.mark.usefixtures("demo_data")
 
@@ -111,6 +113,26 @@ def test_usage_figures_on_page_match_the_api(
     assert total == f"{api['summary']['total_requests']:,}".replace(",", ".")
     rows = session.page.locator("table tbody tr")
     assert rows.count() == len(api["by_agent"])
+
+
+def test_overview_usage_figures_match_the_api(
+    web: Any, demo_data: SeedReport, client: Any, token_for: Any
+) -> None:
+    """The overview's success-rate card and its daily chart are the API's figures (the page
+    reads the usage report without its per-agent part)."""
+    session = web()
+    session.sign_in(*account(demo_data, "TENANT_ADMIN"))
+    session.goto("/dashboard?period=7d")
+    token = token_for("TENANT_ADMIN", demo_data.demo_tenant_id)
+    api = client.get("/tenant/usage?period=7d", headers={"Authorization": f"Bearer {token}"}).json()
+    assert api["summary"]["total_requests"] > 0
+    success = session.page.locator(".card .big").nth(3).inner_text()
+    assert success == i18n.format_percent("pt-BR", api["summary"]["success_rate"])
+    chart = json.loads(session.page.locator("script#usage-trend").inner_text())
+    assert chart["labels"] == [day["date"] for day in api["daily_data"]]
+    requests, failed = (series["data"] for series in chart["series"])
+    assert requests == [day["total_requests"] for day in api["daily_data"]]
+    assert failed == [day["failed_requests"] for day in api["daily_data"]]
 
 
 def test_sign_out_ends_the_session(web: Any, demo_data: SeedReport) -> None:

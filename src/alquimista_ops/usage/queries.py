@@ -90,7 +90,7 @@ REPORT_MEASURES = 5  # the report's columns: kind, date, agent_id, name, display
 
 
 @cache
-def _report_stmt(by_agent: bool) -> sa.CompoundSelect:
+def _report_stmt(by_agent: bool, with_agents: bool) -> sa.CompoundSelect:
     conditions = _scope(by_agent)
     summary = sa.select(
         kind_column(SUMMARY),
@@ -125,19 +125,26 @@ def _report_stmt(by_agent: bool) -> sa.CompoundSelect:
         .where(*conditions)
         .group_by(agents.c.id, agents.c.name, agents.c.display_name)
     )
-    report = sa.union_all(summary, days, per_agent)
+    report = sa.union_all(summary, days, per_agent) if with_agents else sa.union_all(summary, days)
     c = report.selected_columns
     # days by date; agents by requests (most first), then name
     return report.order_by(c.kind, c.date, c.total_requests.desc(), c.name)
 
 
 def usage_report(
-    conn: Connection, tenant_id: uuid.UUID, start: date, end: date, agent_id: uuid.UUID | None
+    conn: Connection,
+    tenant_id: uuid.UUID,
+    start: date,
+    end: date,
+    agent_id: uuid.UUID | None,
+    *,
+    with_agents: bool = True,
 ) -> tuple[Any, list[Any], list[Any]]:
     """The tenant's usage over ``start..end``: the summary row, one row per day with usage
-    (by date) and one per agent (most requests first), optionally of one agent only."""
+    (by date) and, unless ``with_agents`` is false, one per agent (most requests first),
+    optionally of one agent only."""
     rows = conn.execute(
-        _report_stmt(agent_id is not None), _params(tenant_id, start, end, agent_id)
+        _report_stmt(agent_id is not None, with_agents), _params(tenant_id, start, end, agent_id)
     ).all()
     summary = rows[0]
     days = [row for row in rows if row.kind == DAY]

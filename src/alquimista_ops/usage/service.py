@@ -68,12 +68,19 @@ def _ensure_tenant_agent(conn: Connection, tenant_id: uuid.UUID, agent_id: uuid.
 
 
 def tenant_usage(
-    conn: Connection, scope: TenantScope, period: Period, agent_id: uuid.UUID | None
+    conn: Connection,
+    scope: TenantScope,
+    period: Period,
+    agent_id: uuid.UUID | None,
+    *,
+    by_agent: bool = True,
 ) -> dict[str, Any]:
+    """The tenant's usage over the period: summary, every day and (unless ``by_agent`` is
+    false: a page that shows no per-agent figures) the figures of each agent."""
     if agent_id is not None:
         _ensure_tenant_agent(conn, scope.tenant_id, agent_id)
     summary, days, per_agent = queries.usage_report(
-        conn, scope.tenant_id, period.start, period.end, agent_id
+        conn, scope.tenant_id, period.start, period.end, agent_id, with_agents=by_agent
     )
     m = queries.REPORT_MEASURES  # where the six sums start in a report row
     by_day = {row.date: row for row in days}
@@ -81,11 +88,13 @@ def tenant_usage(
     for day in period.dates():
         row = by_day.get(day)
         daily.append({"date": day, **(figures(*row[m:]) if row else _ZERO)})
-    return {
+    usage: dict[str, Any] = {
         "period": period.as_dict(),
         "summary": figures(*summary[m:]),
         "daily_data": daily,
-        "by_agent": [
+    }
+    if by_agent:
+        usage["by_agent"] = [
             {
                 "agent_id": row.agent_id,
                 "name": row.name,
@@ -93,5 +102,5 @@ def tenant_usage(
                 **figures(*row[m:]),
             }
             for row in per_agent
-        ],
-    }
+        ]
+    return usage

@@ -321,7 +321,8 @@ async def tenant_overview(
     def read(conn: Connection, scope: TenantScope) -> dict[str, Any]:
         return {
             "tenant": tenants_service.tenant_me(conn, scope),
-            "usage": usage_service.tenant_usage(conn, scope, window, None),
+            # the overview shows the tenant's totals and days; agents have their own table
+            "usage": usage_service.tenant_usage(conn, scope, window, None, by_agent=False),
             "agents": agents_service.tenant_agents(conn, scope, "all")["agents"],
             "integrations": integrations_service.tenant_integrations(conn, scope, None, None)[
                 "integrations"
