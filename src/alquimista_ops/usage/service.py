@@ -73,14 +73,14 @@ def tenant_usage(
     period: Period,
     agent_id: uuid.UUID | None,
     *,
-    by_agent: bool = True,
+    with_agents: bool = True,
 ) -> dict[str, Any]:
-    """The tenant's usage over the period: summary, every day and (unless ``by_agent`` is
+    """The tenant's usage over the period: summary, every day and (unless ``with_agents`` is
     false: a page that shows no per-agent figures) the figures of each agent."""
     if agent_id is not None:
         _ensure_tenant_agent(conn, scope.tenant_id, agent_id)
     summary, days, per_agent = queries.usage_report(
-        conn, scope.tenant_id, period.start, period.end, agent_id, with_agents=by_agent
+        conn, scope.tenant_id, period.start, period.end, agent_id, with_agents=with_agents
     )
     m = queries.REPORT_MEASURES  # where the six sums start in a report row
     by_day = {row.date: row for row in days}
@@ -93,7 +93,7 @@ def tenant_usage(
         "summary": figures(*summary[m:]),
         "daily_data": daily,
     }
-    if by_agent:
+    if with_agents:
         usage["by_agent"] = [
             {
                 "agent_id": row.agent_id,

@@ -322,7 +322,7 @@ async def tenant_overview(
         return {
             "tenant": tenants_service.tenant_me(conn, scope),
             # the overview shows the tenant's totals and days; agents have their own table
-            "usage": usage_service.tenant_usage(conn, scope, window, None, by_agent=False),
+            "usage": usage_service.tenant_usage(conn, scope, window, None, with_agents=False),
             "agents": agents_service.tenant_agents(conn, scope, "all")["agents"],
             "integrations": integrations_service.tenant_integrations(conn, scope, None, None)[
                 "integrations"
