@@ -639,11 +639,6 @@ class Cache:
             indexes.append(f"{self.namespace}:idx:{key.scope}")
         return indexes
 
-    async def aget(self, key: CacheKey) -> bytes | None:
-        """A HIT looked up on the event loop, or None (see ``alookup``)."""
-        value, _generation = await self.alookup(key)
-        return value
-
     async def alookup(self, key: CacheKey) -> tuple[bytes | None, int | None]:
         """``key`` looked up on the event loop (Redis through ``redis.asyncio``): a HIT costs no
         thread-pool hop (profiled: threads waiting for the GIL after their Redis round trip

@@ -206,8 +206,8 @@ def reads_on_event_loop(engine: Engine) -> bool:
 def read_gate(engine: Engine) -> asyncio.Semaphore:
     """The gate of reads on ``engine`` from this event loop: the event-loop reads' one where
     ``async_reads`` is open (the server), so reads that still take the thread pool (cache
-    misses, ``other_io``) count against the same ``core.db.read_concurrency``; else the
-    pool's (``connection_gate``)."""
+    misses while the cache is in trouble, ``other_io``) count against the same
+    ``core.db.read_concurrency``; else the pool's (``connection_gate``)."""
     reader = _async_reader(engine)
     return reader.gate if reader is not None else connection_gate(engine)
 

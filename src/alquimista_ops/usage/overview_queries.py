@@ -17,19 +17,17 @@ from alquimista_ops.core.schema import (
     tenant_usage_cumulative,
     tenants,
 )
-from alquimista_ops.core.types import bigint_or_zero as whole
-from alquimista_ops.core.types import double_or_zero as real
-from alquimista_ops.core.types import kind_column, typed_null
+from alquimista_ops.core.types import bigint_or_zero, double_or_zero, kind_column, typed_null
 
 
 def _measures(t: sa.Table) -> list[sa.ColumnElement[Any]]:
     return [
-        whole(sa.func.sum(t.c.total_requests)).label("total_requests"),
-        whole(sa.func.sum(t.c.successful_requests)).label("successful_requests"),
-        whole(sa.func.sum(t.c.failed_requests)).label("failed_requests"),
-        real(sa.func.sum(t.c.response_ms_weighted)).label("weighted_response_ms"),
-        whole(sa.func.sum(t.c.total_tokens_used)).label("total_tokens"),
-        real(sa.func.sum(t.c.total_cost_usd)).label("total_cost_usd"),
+        bigint_or_zero(sa.func.sum(t.c.total_requests)).label("total_requests"),
+        bigint_or_zero(sa.func.sum(t.c.successful_requests)).label("successful_requests"),
+        bigint_or_zero(sa.func.sum(t.c.failed_requests)).label("failed_requests"),
+        double_or_zero(sa.func.sum(t.c.response_ms_weighted)).label("weighted_response_ms"),
+        bigint_or_zero(sa.func.sum(t.c.total_tokens_used)).label("total_tokens"),
+        double_or_zero(sa.func.sum(t.c.total_cost_usd)).label("total_cost_usd"),
     ]
 
 
@@ -66,12 +64,12 @@ def platform_summary(conn: Connection, start: date, end: date) -> Any:
 
 _SUMMARY, _DAY = 0, 1
 _DAY_COLUMNS = (
-    ("total_requests", "total_requests", whole),
-    ("successful_requests", "successful_requests", whole),
-    ("failed_requests", "failed_requests", whole),
-    ("response_ms_weighted", "weighted_response_ms", real),
-    ("total_tokens_used", "total_tokens", whole),
-    ("total_cost_usd", "total_cost_usd", real),
+    ("total_requests", "total_requests", bigint_or_zero),
+    ("successful_requests", "successful_requests", bigint_or_zero),
+    ("failed_requests", "failed_requests", bigint_or_zero),
+    ("response_ms_weighted", "weighted_response_ms", double_or_zero),
+    ("total_tokens_used", "total_tokens", bigint_or_zero),
+    ("total_cost_usd", "total_cost_usd", double_or_zero),
 )
 
 
