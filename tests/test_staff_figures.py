@@ -20,6 +20,8 @@ from sqlalchemy.engine import Connection, Engine
 from alquimista_ops.billing import service as billing_service
 from alquimista_ops.core.params import Period
 from alquimista_ops.demo import seed as demo
+from alquimista_ops.usage import overview_queries
+from alquimista_ops.usage.totals import refresh_period_rankings
 from tests.conftest import SEED_TODAY, auth, issue_token, truncate_data
 
 START = SEED_TODAY - timedelta(days=119)
@@ -54,11 +56,30 @@ def _q(conn: Connection, sql: str, **params: Any) -> list[Any]:
     return list(conn.execute(clause, params))
 
 
+@pytest.mark.parametrize(
+    ("days", "stored"),
+    [(120, False), (30, True), (90, True)],
+    ids=["ranked-on-read", "stored-30d", "stored-90d"],
+)
 def test_overview_matches_sql(
-    client: TestClient, admin: dict[str, str], engine: Engine, generated: None
+    client: TestClient,
+    admin: dict[str, str],
+    engine: Engine,
+    runtime: Any,
+    generated: None,
+    days: int,
+    stored: bool,
 ) -> None:
-    body = client.get(f"/internal/usage/overview?{RANGE}", headers=admin).json()
+    """Ranked on the read (a custom range) or from the stored rankings of a standard period
+    (``usage_period_rankings``), the overview agrees with SQL over the rollup."""
+    start = END - timedelta(days=days - 1)
+    with engine.begin() as conn:
+        refresh_period_rankings(conn, END)
+        assert (overview_queries.period_rankings(conn, start, END) is not None) == stored
+    runtime.cache.invalidate_all()
+    body = client.get(f"/internal/usage/overview?from={start}&to={END}", headers=admin).json()
     where = "date BETWEEN :start AND :end"
+    dates = {"start": start, "end": END}
     with engine.connect() as conn:
         total = _q(
             conn,
@@ -66,19 +87,19 @@ def test_overview_matches_sql(
             f" SUM(avg_response_time_ms * total_requests) w, SUM(total_tokens_used) k,"
             f" SUM(total_cost_usd) c, COUNT(DISTINCT tenant_id) n"
             f" FROM tenant_usage_daily WHERE {where}",
-            **_dates(),
+            **dates,
         )[0]
         top_tenants = _q(
             conn,
             f"SELECT tenant_id, SUM(total_requests) req FROM tenant_usage_daily WHERE {where}"
             " GROUP BY tenant_id ORDER BY req DESC, tenant_id LIMIT 10",
-            **_dates(),
+            **dates,
         )
         top_agents = _q(
             conn,
             f"SELECT d.agent_id, SUM(d.total_requests) req, SUM(d.successful_requests) s"
             f" FROM tenant_usage_daily d WHERE {where} GROUP BY d.agent_id",
-            **_dates(),
+            **dates,
         )
         by_day = {
             r.date: r
@@ -87,7 +108,7 @@ def test_overview_matches_sql(
                 "SELECT date, SUM(total_requests) req,"
                 " SUM(avg_response_time_ms * total_requests) w,"
                 f" COUNT(DISTINCT tenant_id) n FROM tenant_usage_daily WHERE {where} GROUP BY date",
-                **_dates(),
+                **dates,
             )
         }
         counts = _q(
@@ -121,7 +142,7 @@ def test_overview_matches_sql(
     for agent in body["top_agents"]:
         row = agent_rows[agent["agent_id"]]
         assert agent["success_rate"] == round(float(row.s) * 100 / float(row.req), 2)
-    assert len(body["daily_trends"]) == (END - START).days + 1
+    assert len(body["daily_trends"]) == days
     for point in body["daily_trends"]:
         row = by_day.get(date.fromisoformat(point["date"]))
         assert point["total_requests"] == (int(row.req) if row else 0)

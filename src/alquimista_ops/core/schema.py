@@ -437,6 +437,45 @@ platform_usage_totals = sa.Table(
     sa.Column("tenants_with_usage", sa.Integer(), nullable=False),
 )
 
+# Period rankings: the staff usage overview's top tenants and agents of each standard period
+# (``core.params.PERIOD_DAYS``) ending today and tomorrow (UTC), recomputed by
+# ``usage.totals.refresh_usage_totals`` in the transaction that changed the totals (so they never
+# disagree with them), instead of ranking every tenant's running totals and summing every
+# agent's days on each read. One snapshot row per period (how many tenants had requests in it);
+# its rankings: kind 'tenant' (the top ``overview_queries.TOP`` by requests) and kind 'agent'
+# (likewise), ``position`` from 1, with the measures over the period. Names, plans, statuses and
+# active deployments are joined at read time. A period without a snapshot (a custom range, or
+# before the first refresh of the day) is ranked on the read.
+usage_period_snapshots = sa.Table(
+    "usage_period_snapshots",
+    metadata,
+    sa.Column("period_start", sa.Date(), primary_key=True),
+    sa.Column("period_end", sa.Date(), primary_key=True),
+    sa.Column("tenants_with_usage", sa.Integer(), nullable=False),
+)
+
+usage_period_rankings = sa.Table(
+    "usage_period_rankings",
+    metadata,
+    sa.Column("period_start", sa.Date(), primary_key=True),
+    sa.Column("period_end", sa.Date(), primary_key=True),
+    sa.Column("kind", sa.String(8), primary_key=True),
+    sa.Column("position", sa.Integer(), primary_key=True),
+    sa.Column("tenant_id", UUIDType, sa.ForeignKey("tenants.id", ondelete="CASCADE")),
+    sa.Column("agent_id", UUIDType, sa.ForeignKey("agents.id")),
+    *_usage_total_columns(),
+    sa.ForeignKeyConstraint(
+        ["period_start", "period_end"],
+        ["usage_period_snapshots.period_start", "usage_period_snapshots.period_end"],
+        ondelete="CASCADE",
+    ),
+    one_of("kind", ("tenant", "agent")),
+    sa.CheckConstraint(
+        "(kind = 'tenant' AND agent_id IS NULL) OR (kind = 'agent' AND tenant_id IS NULL)",
+        name="one_subject",
+    ),
+)
+
 # Running totals per tenant (prefix sums of ``tenant_usage_totals``): the row of (tenant, D)
 # holds the tenant's measures over every day up to and including D, so a tenant's figures over
 # any period s..e are the row of e minus the row of s - 1 (two rows per tenant instead of one per

@@ -16,8 +16,12 @@ from alquimista_ops.core.schema import (
     tenant_agents,
     tenant_usage_cumulative,
     tenants,
+    usage_period_rankings,
+    usage_period_snapshots,
 )
 from alquimista_ops.core.types import bigint_or_zero, double_or_zero, kind_column, typed_null
+
+TOP = 10  # tenants and agents in the overview's rankings
 
 
 def _measures(t: sa.Table) -> list[sa.ColumnElement[Any]]:
@@ -214,3 +218,68 @@ def top_agents(conn: Connection, start: date, end: date, limit: int) -> tuple[li
     rows = conn.execute(AGENTS, {"start": start, "end": end}).all()
     deployed = sum(int(row.active_deployments) for row in rows)
     return [row for row in rows if row.has_usage][:limit], deployed
+
+
+def _period_rankings() -> sa.Select[Any]:
+    """The stored rankings of ``:start`` .. ``:end`` (``usage_period_rankings``): tenants and
+    agents with their measures and position, each with its current name (and plan, segment and
+    status for a tenant; display name, category and active deployments for an agent); on every
+    row the period's tenants with usage and the platform's active deployments (of every agent).
+    One row with a null ``kind`` for a snapshot without rankings; no row without a snapshot."""
+    s, r = usage_period_snapshots, usage_period_rankings
+    deployments = (
+        sa.select(tenant_agents.c.agent_id, sa.func.count().label("deployments"))
+        .where(tenant_agents.c.status == "active")
+        .group_by(tenant_agents.c.agent_id)
+        .cte("deployments")
+    )
+    deployed = sa.select(bigint_or_zero(sa.func.sum(deployments.c.deployments))).scalar_subquery()
+    return (
+        sa.select(
+            s.c.tenants_with_usage,
+            deployed.label("agents_deployed"),
+            r.c.kind,
+            r.c.position,
+            r.c.tenant_id,
+            r.c.agent_id,
+            *(cast(r.c[name]).label(label) for name, label, cast in _DAY_COLUMNS),
+            sa.func.coalesce(tenants.c.name, agents.c.name).label("name"),
+            tenants.c.plan,
+            tenants.c.segment,
+            tenants.c.status,
+            agents.c.display_name,
+            agents.c.category,
+            sa.func.coalesce(deployments.c.deployments, 0).label("active_deployments"),
+        )
+        .select_from(
+            s.outerjoin(
+                r,
+                sa.and_(r.c.period_start == s.c.period_start, r.c.period_end == s.c.period_end),
+            )
+            .outerjoin(tenants, tenants.c.id == r.c.tenant_id)
+            .outerjoin(agents, agents.c.id == r.c.agent_id)
+            .outerjoin(deployments, deployments.c.agent_id == r.c.agent_id)
+        )
+        .where(s.c.period_start == sa.bindparam("start"), s.c.period_end == sa.bindparam("end"))
+        .order_by(r.c.kind, r.c.position)
+    )
+
+
+PERIOD_RANKINGS = _period_rankings()
+
+
+def period_rankings(
+    conn: Connection, start: date, end: date
+) -> tuple[Sequence[Any], int, Sequence[Any], int] | None:
+    """(top tenants, tenants with usage, top agents, active deployments) of ``start`` .. ``end``
+    from the stored rankings, in one round trip; None when the period has none stored."""
+    rows = conn.execute(PERIOD_RANKINGS, {"start": start, "end": end}).all()
+    if not rows:
+        return None
+    first = rows[0]
+    return (
+        [row for row in rows if row.kind == "tenant"],
+        int(first.tenants_with_usage),
+        [row for row in rows if row.kind == "agent"],
+        int(first.agents_deployed),
+    )

@@ -29,11 +29,12 @@ from datetime import date, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from alquimista_ops.core.clock import utcnow
+from alquimista_ops.core.schema import usage_period_snapshots
 from alquimista_ops.core.types import UTCDateTime
-from alquimista_ops.usage.totals import refresh_usage_totals
+from alquimista_ops.usage.totals import refresh_period_rankings, refresh_usage_totals
 
 SCRATCH = "usage_rollup_scratch"
 PAIRS = "usage_rollup_pairs"
@@ -216,6 +217,28 @@ def _lock_rollups(conn: Connection) -> None:
     """
     if conn.dialect.name == "postgresql":
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": ROLLUP_LOCK_KEY})
+
+
+_RANKINGS_OF_DAY = (
+    sa.select(usage_period_snapshots.c.period_end)
+    .where(usage_period_snapshots.c.period_end == sa.bindparam("today", type_=sa.Date()))
+    .limit(1)
+)
+
+
+def ensure_period_rankings(engine: Engine, today: date) -> bool:
+    """Store the period rankings of ``today`` when they are missing (after the migration that
+    added them, or when no rollup ran the day before; ``usage.totals.refresh_period_rankings``),
+    under the rollup lock. Returns whether it stored them. One cheap read when they are there."""
+    with engine.connect() as conn:
+        if conn.execute(_RANKINGS_OF_DAY, {"today": today}).first() is not None:
+            return False
+    with engine.begin() as conn:
+        _lock_rollups(conn)
+        if conn.execute(_RANKINGS_OF_DAY, {"today": today}).first() is not None:
+            return False
+        refresh_period_rankings(conn, today)
+    return True
 
 
 def _as_uuid(value: Any) -> uuid.UUID:

@@ -11,6 +11,9 @@
 - the run covers the previous day plus ``USAGE_ROLLUP_RERUN_DAYS`` earlier days (late data),
   and every day missed since the last run (at most ``MAX_CATCH_UP_DAYS``); then raw rows older
   than ``USAGE_RAW_RETENTION_DAYS`` are removed, each day rolled up first;
+- every tick first stores the staff overview's period rankings of the day if they are missing
+  (``usage.rollup.ensure_period_rankings``: after the migration that added them, or a day
+  without a run);
 - every run records a ``system`` event (range, rows read/written, duration); a failure records
   a failure event with the error and leaves ``last_scheduled_for`` unchanged, so the next tick
   retries.
@@ -44,6 +47,7 @@ from alquimista_ops.usage.jobs import (
     UsageChangedHook,
     run_rollup_job,
 )
+from alquimista_ops.usage.rollup import ensure_period_rankings
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +120,8 @@ class DailyRollupScheduler:
     def tick(self, now: datetime | None = None) -> TickResult:
         now = now or self.clock()
         now = now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
+        if ensure_period_rankings(self.engine, now.date()):
+            log.info("usage period rankings stored for %s", now.date().isoformat())
         today = self.scheduled_day(now)
         if today is None:
             return TickResult(TickOutcome.NOT_DUE)

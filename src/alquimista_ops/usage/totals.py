@@ -1,8 +1,9 @@
 """Usage totals per tenant, per agent and for the platform, per day.
 
 ``refresh_usage_totals(conn, start, end)`` recomputes the three totals tables for the days
-``start..end`` (inclusive) from ``tenant_usage_daily``, and the per-tenant running totals
-that depend on them. It is idempotent (the days are replaced,
+``start..end`` (inclusive) from ``tenant_usage_daily``, the per-tenant running totals
+that depend on them and the staff overview's stored period rankings
+(``refresh_period_rankings``). It is idempotent (the days are replaced,
 never incremented). Call it in the same transaction, right after anything that rewrote
 ``tenant_usage_daily`` for those days: the daily rollup / backfill, ``RECOMPUTE_USAGE``
 and the demo seed. Then, after commit, invalidate the usage caches
@@ -12,12 +13,17 @@ and the demo seed. Then, after commit, invalidate the usage caches
 from __future__ import annotations
 
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from alquimista_ops.core.clock import utctoday
 from alquimista_ops.core.db import is_postgres
+from alquimista_ops.core.params import PERIOD_DAYS
+from alquimista_ops.core.schema import usage_period_rankings, usage_period_snapshots
+from alquimista_ops.usage import overview_queries
 
 _MEASURES = """
     SUM(total_requests), SUM(successful_requests), SUM(failed_requests),
@@ -61,6 +67,58 @@ def refresh_usage_totals(conn: Connection, start: date, end: date) -> None:
     for sql in _STATEMENTS:
         conn.execute(_dated(sql), params)
     refresh_cumulative(conn, start, end)
+    refresh_period_rankings(conn)
+
+
+# -- stored period rankings -----------------------------------------------------------------
+def _stored_measures(row: Any) -> dict[str, Any]:
+    """A ranking query's measures (``overview_queries``) as the columns of the rankings table
+    (the figures read back as doubles are the same doubles: they came from NUMERICs of at most
+    15 significant digits, which ``repr`` writes out exactly)."""
+    return {
+        "total_requests": int(row.total_requests),
+        "successful_requests": int(row.successful_requests),
+        "failed_requests": int(row.failed_requests),
+        "response_ms_weighted": Decimal(repr(float(row.weighted_response_ms))),
+        "total_tokens_used": int(row.total_tokens),
+        "total_cost_usd": Decimal(repr(float(row.total_cost_usd))),
+    }
+
+
+def refresh_period_rankings(conn: Connection, today: date | None = None) -> None:
+    """Recompute the stored rankings (``usage_period_snapshots`` / ``usage_period_rankings``)
+    of the standard periods ending ``today`` (default: today, UTC) and the day after, from the
+    totals as this transaction sees them, and drop every other period's. The day after is there
+    so that the periods of tomorrow are stored before tomorrow's rollup runs (until it does,
+    the totals they rank are the same). Callers serialise it (the rollup lock, or the seed)."""
+    today = today or utctoday()
+    conn.execute(usage_period_rankings.delete())
+    conn.execute(usage_period_snapshots.delete())
+    snapshots: list[dict[str, Any]] = []
+    ranked: list[dict[str, Any]] = []
+    top = overview_queries.TOP
+    for end in (today, today + timedelta(days=1)):
+        for days in sorted(set(PERIOD_DAYS.values())):
+            start = end - timedelta(days=days - 1)
+            key = {"period_start": start, "period_end": end}
+            tenants, with_usage = overview_queries.top_tenants(conn, start, end, top)
+            agents, _deployed = overview_queries.top_agents(conn, start, end, top)
+            snapshots.append({**key, "tenants_with_usage": with_usage})
+            for kind, rows in (("tenant", tenants), ("agent", agents)):
+                for position, row in enumerate(rows, 1):
+                    ranked.append(
+                        {
+                            **key,
+                            "kind": kind,
+                            "position": position,
+                            "tenant_id": row.tenant_id if kind == "tenant" else None,
+                            "agent_id": row.agent_id if kind == "agent" else None,
+                            **_stored_measures(row),
+                        }
+                    )
+    conn.execute(usage_period_snapshots.insert(), snapshots)
+    if ranked:
+        conn.execute(usage_period_rankings.insert(), ranked)
 
 
 # -- running totals -------------------------------------------------------------------------
