@@ -195,6 +195,13 @@ def test_billing_matches_sql(
             s=start,
             e=end,
         )[0]
+        moved = _q(
+            conn,
+            f"SELECT mrr_estimate, created_at, churned_at FROM tenants WHERE {paying} AND"
+            " ((created_at >= :s AND created_at < :e) OR (churned_at >= :s AND churned_at < :e))",
+            s=start,
+            e=end,
+        )
         trend = []
         day = START
         while day <= END:
@@ -229,6 +236,18 @@ def test_billing_matches_sql(
     assert [d for d, _ in got] == [d for d, _ in trend]
     for (_, mine), (_, theirs) in zip(got, trend, strict=True):
         assert mine == pytest.approx(theirs, abs=0.005)
+    # Each day's movements, by the UTC day of the creation / churn.
+    new_by_day: dict[str, Decimal] = {}
+    churned_by_day: dict[str, Decimal] = {}
+    for row in moved:
+        for at, into in ((row.created_at, new_by_day), (row.churned_at, churned_by_day)):
+            if at is not None and start <= at < end:
+                key = at.astimezone(UTC).date().isoformat()
+                into[key] = into.get(key, Decimal(0)) + Decimal(row.mrr_estimate)
+    assert any(new_by_day.values()) and any(churned_by_day.values())
+    for point in body["revenue_trend"]:
+        assert point["new_mrr"] == float(new_by_day.get(point["date"], Decimal(0))), point
+        assert point["churned_mrr"] == float(churned_by_day.get(point["date"], Decimal(0))), point
     # A true running MRR: it falls on churn days, and ends at today's MRR.
     assert any(b[1] < a[1] for a, b in itertools.pairwise(got))
     assert got[-1][1] == pytest.approx(body["total_mrr"], abs=0.005)

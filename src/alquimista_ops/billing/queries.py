@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from alquimista_ops.core.schema import plans, tenants
+from alquimista_ops.core.types import utc_date
 
 PAYING = sa.or_(tenants.c.status == "active", tenants.c.churned_at.is_not(None))
 
@@ -64,23 +65,44 @@ def active_by_plan_and_segment(conn: Connection, start: datetime) -> Sequence[An
     return conn.execute(ACTIVE_BY_PLAN_AND_SEGMENT, {"start": start}).all()
 
 
-MOVEMENTS = sa.select(
-    tenants.c.id, tenants.c.mrr_estimate, tenants.c.created_at, tenants.c.churned_at
-).where(
-    PAYING,
-    sa.or_(
-        sa.and_(
-            tenants.c.created_at >= sa.bindparam("start"),
-            tenants.c.created_at < sa.bindparam("end"),
-        ),
-        sa.and_(
-            tenants.c.churned_at >= sa.bindparam("start"),
-            tenants.c.churned_at < sa.bindparam("end"),
-        ),
-    ),
-)
+def _movements_by_day() -> sa.Select[Any]:
+    """Per UTC day of [``:start``, ``:end``) with a movement, in day order: the MRR and number
+    of the paying tenants created that day (``new_mrr``, ``new_tenants``) and of those that
+    churned that day (``churned_mrr``, ``churned_tenants``)."""
+    instant = tenants.c.created_at.type
+    start = sa.bindparam("start", type_=instant)
+    end = sa.bindparam("end", type_=instant)
+    mrr = tenants.c.mrr_estimate
+    zero = sa.cast(sa.literal_column("0"), sa.Numeric(12, 2))  # constants, not bound values
+    created = sa.select(
+        utc_date(tenants.c.created_at).label("day"),
+        mrr.label("new_mrr"),
+        zero.label("churned_mrr"),
+        sa.literal_column("1", sa.Integer()).label("new"),
+    ).where(PAYING, tenants.c.created_at >= start, tenants.c.created_at < end)
+    churned = sa.select(
+        utc_date(tenants.c.churned_at).label("day"),
+        zero.label("new_mrr"),
+        mrr.label("churned_mrr"),
+        sa.literal_column("0", sa.Integer()).label("new"),
+    ).where(PAYING, tenants.c.churned_at >= start, tenants.c.churned_at < end)
+    moves = sa.union_all(created, churned).subquery("moves")
+    return (
+        sa.select(
+            moves.c.day,
+            sa.func.sum(moves.c.new_mrr).label("new_mrr"),
+            sa.func.sum(moves.c.new).label("new_tenants"),
+            sa.func.sum(moves.c.churned_mrr).label("churned_mrr"),
+            sa.func.sum(1 - moves.c.new).label("churned_tenants"),
+        )
+        .group_by(moves.c.day)
+        .order_by(moves.c.day)
+    )
 
 
-def movements(conn: Connection, start: datetime, end: datetime) -> Sequence[Any]:
-    """Paying tenants created or churned in [start, end): the MRR movements of the period."""
-    return conn.execute(MOVEMENTS, {"start": start, "end": end}).all()
+MOVEMENTS_BY_DAY = _movements_by_day()
+
+
+def movements_by_day(conn: Connection, start: datetime, end: datetime) -> Sequence[Any]:
+    """The MRR movements of [start, end) per UTC day: paying tenants created or churned."""
+    return conn.execute(MOVEMENTS_BY_DAY, {"start": start, "end": end}).all()

@@ -11,7 +11,6 @@ Definitions (see ``billing.queries`` for "paying"):
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -26,6 +25,10 @@ from alquimista_ops.core.schema import SEGMENTS
 
 def _midnight(day: date) -> datetime:
     return datetime.combine(day, time(), UTC)
+
+
+def _as_date(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
 def _share(part: Decimal, whole: Decimal) -> float:
@@ -51,39 +54,32 @@ def billing_overview(conn: Connection, period: Period) -> dict[str, Any]:
     active_tenants = sum(count for count, _mrr in plan_totals.values())
     total_mrr = sum((mrr for _count, mrr in plan_totals.values()), Decimal(0))
 
-    new_by_day: dict[date, Decimal] = defaultdict(Decimal)
-    churn_by_day: dict[date, Decimal] = defaultdict(Decimal)
+    moves = {_as_date(row.day): row for row in queries.movements_by_day(conn, start, end)}
+    new_mrr = churned_mrr = Decimal(0)
     new_count = churn_count = 0
-    for row in queries.movements(conn, start, end):
-        mrr = Decimal(row.mrr_estimate)
-        if start <= row.created_at < end:
-            new_by_day[row.created_at.astimezone(UTC).date()] += mrr
-            new_count += 1
-        if row.churned_at is not None and start <= row.churned_at < end:
-            churn_by_day[row.churned_at.astimezone(UTC).date()] += mrr
-            churn_count += 1
-
     running = base_mrr
     running_money = money(running)
     trend = []
     for day in period.dates():
-        new = new_by_day.get(day)
-        churned = churn_by_day.get(day)
-        if new is None and churned is None:  # most days: no movement, nothing to convert
+        row = moves.get(day)
+        if row is None:  # most days: no movement, nothing to convert
             trend.append({"date": day, "mrr": running_money, "new_mrr": 0.0, "churned_mrr": 0.0})
             continue
-        running += (new or Decimal(0)) - (churned or Decimal(0))
+        new, churned = Decimal(row.new_mrr), Decimal(row.churned_mrr)
+        new_mrr += new
+        churned_mrr += churned
+        new_count += int(row.new_tenants)
+        churn_count += int(row.churned_tenants)
+        running += new - churned
         running_money = money(running)
         trend.append(
             {
                 "date": day,
                 "mrr": running_money,
-                "new_mrr": money(new) if new is not None else 0.0,
-                "churned_mrr": money(churned) if churned is not None else 0.0,
+                "new_mrr": money(new),
+                "churned_mrr": money(churned),
             }
         )
-    new_mrr = sum(new_by_day.values(), Decimal(0))
-    churned_mrr = sum(churn_by_day.values(), Decimal(0))
     return {
         "period": period.as_dict(),
         "currency": "BRL",

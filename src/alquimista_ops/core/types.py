@@ -8,6 +8,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
@@ -65,3 +67,22 @@ def double_or_zero(value: sa.ColumnElement[Any]) -> sa.ColumnElement[float]:
     a cost) as a double, 0 for NULL: decoded several times faster than a Decimal, and the cast
     rounds to the nearest double as ``float(Decimal)`` does. Cast once summed, not before."""
     return sa.cast(sa.func.coalesce(value, 0), sa.Float())
+
+
+class utc_date(sa.sql.expression.FunctionElement[Any]):
+    """The UTC calendar day of a ``UTCDateTime`` column, in SQL (PostgreSQL: the timestamp at
+    time zone UTC, cast to a date; SQLite: the stored naive UTC text's ``date()``)."""
+
+    type = sa.Date()
+    inherit_cache = True
+    name = "utc_date"
+
+
+@compiles(utc_date, "postgresql")
+def _utc_date_postgresql(element: utc_date, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"CAST(({compiler.process(element.clauses, **kw)} AT TIME ZONE 'UTC') AS DATE)"
+
+
+@compiles(utc_date)
+def _utc_date_default(element: utc_date, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"date({compiler.process(element.clauses, **kw)})"
