@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import FunctionType
 from typing import Annotated, Any, TypeVar
@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 
 import jinja2
 import jinja2.runtime
+import orjson
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
@@ -132,6 +133,26 @@ def _install_filters() -> None:
     env.globals["badge"] = badge
     env.globals["severity"] = severity
     env.filters["tojson_attr"] = lambda value: json.dumps(value, default=str, ensure_ascii=False)
+    env.globals["column"] = column
+    # ``tojson`` (the charts' data) through orjson: several times faster than json.dumps on the
+    # long number lists of a chart; same JSON (keys sorted, dates as ISO strings).
+    env.policies["json.dumps_function"] = _orjson_dumps
+    env.policies["json.dumps_kwargs"] = {}
+
+
+def column(rows: Iterable[Any], key: str, text: bool = False) -> list[Any]:
+    """One field of every row (dicts), as a chart's labels or data: what
+    ``rows | map(attribute=key) | list`` gives (``| map('string')`` with ``text``), in one
+    comprehension instead of a filter call and an attribute lookup per row."""
+    if text:
+        return [str(row[key]) for row in rows]
+    return [row[key] for row in rows]
+
+
+def _orjson_dumps(value: Any, **options: Any) -> str:
+    if options:  # ``tojson(indent=...)``: json.dumps's own formatting
+        return json.dumps(value, sort_keys=True, **options)
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS).decode()
 
 
 _install_filters()
