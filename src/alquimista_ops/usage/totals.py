@@ -72,9 +72,11 @@ def refresh_usage_totals(conn: Connection, start: date, end: date) -> None:
 
 # -- stored period rankings -----------------------------------------------------------------
 def _stored_measures(row: Any) -> dict[str, Any]:
-    """A ranking query's measures (``overview_queries``) as the columns of the rankings table
-    (the figures read back as doubles are the same doubles: they came from NUMERICs of at most
-    15 significant digits, which ``repr`` writes out exactly)."""
+    """A ranking query's measures (``overview_queries``) as the columns of the rankings table.
+    The weighted response time and the cost come as doubles (cast from NUMERIC sums of 2 and 6
+    decimals); ``repr`` writes out the decimal they came from whenever it has at most 15
+    significant digits (sums under 10^13 ms, 10^9 USD), so they are read back as the same
+    doubles; beyond that the last bits may differ, below the 2 decimals the overview shows."""
     return {
         "total_requests": int(row.total_requests),
         "successful_requests": int(row.successful_requests),

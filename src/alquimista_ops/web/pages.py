@@ -135,7 +135,7 @@ def _install_filters() -> None:
     env.filters["tojson_attr"] = lambda value: json.dumps(value, default=str, ensure_ascii=False)
     env.globals["column"] = column
     # ``tojson`` (the charts' data) through orjson: several times faster than json.dumps on the
-    # long number lists of a chart; same JSON (keys sorted, dates as ISO strings).
+    # long number lists of a chart; the same JSON (keys sorted; Jinja still escapes it for HTML).
     env.policies["json.dumps_function"] = _orjson_dumps
     env.policies["json.dumps_kwargs"] = {}
 
