@@ -41,6 +41,8 @@ from alquimista_ops.core.schema import (
     tenant_usage_totals,
     tenant_users,
     tenants,
+    usage_period_rankings,
+    usage_period_snapshots,
 )
 from alquimista_ops.core.text import fold
 from alquimista_ops.demo import catalogue
@@ -93,6 +95,8 @@ def is_empty(conn: Connection) -> bool:
 
 
 DATA_TABLES = (
+    usage_period_rankings,
+    usage_period_snapshots,
     agent_usage_totals,
     platform_usage_totals,
     tenant_usage_cumulative,
