@@ -4,7 +4,9 @@ skips files starting with an underscore).
 - ``large_database()``: the large demo data set on PostgreSQL, either the database named by
   ``BENCH_LARGE_DATABASE_URL`` (reused as is) or a scratch database seeded with
   ``demo seed --tenants BENCH_LARGE_TENANTS (2000) --days BENCH_LARGE_DAYS (365)`` and dropped at
-  the end.
+  the end; vacuumed and analyzed first either way, as autovacuum would have done (the test
+  machines run PostgreSQL with autovacuum off: the planner kept the statistics of before an
+  earlier soak's thousands of command events, and index-only scans read the heap).
 - ``Server``: a server started as production starts it (``alquimista-ops serve``), or the bare
   ASGI app served by the same server with the same options; resident memory of its workers.
 - ``run_wrk``: the load generator (wrk, a separate process) and its figures.
@@ -61,11 +63,21 @@ def _admin() -> sa.Engine:
     return sa.create_engine(normalize_database_url(SERVER_URL), isolation_level="AUTOCOMMIT")
 
 
+def _vacuum_analyze(url: str) -> None:
+    engine = sa.create_engine(normalize_database_url(url), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("VACUUM ANALYZE")
+    finally:
+        engine.dispose()
+
+
 @contextmanager
 def large_database() -> Iterator[str]:
     given = os.environ.get("BENCH_LARGE_DATABASE_URL")
     if given:
         print(f"reusing the seeded database {urlparse(given).path.lstrip('/')}", flush=True)
+        _vacuum_analyze(given)
         yield given
         return
     tenants = env_int("BENCH_LARGE_TENANTS", 2000)
@@ -91,6 +103,7 @@ def large_database() -> Iterator[str]:
                 f"seeded {tenants} tenants x {days} days in {time.perf_counter() - started:.0f} s",
                 flush=True,
             )
+        _vacuum_analyze(url)
         yield url
     finally:
         with admin.connect() as conn:

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 from alquimista_ops.billing import service as billing_service
 from alquimista_ops.core.params import Period
 from alquimista_ops.demo import seed as demo
+from alquimista_ops.incidents import queries as incident_queries
 from alquimista_ops.usage import overview_queries
 from alquimista_ops.usage.totals import refresh_period_rankings
 from tests.conftest import SEED_TODAY, auth, issue_token, truncate_data
@@ -339,3 +340,18 @@ def test_top_tenants_for_any_range(
         (str(r.tenant_id), int(r.req)) for r in rows[:10]
     ]
     assert body["global_stats"]["tenants_with_usage"] == len(rows)
+
+
+def test_open_incident_counters_match_sql(engine: Engine, generated: None) -> None:
+    """The landing page's open / critical-open counts (``open_incident_counters``, on the
+    partial index of the open incidents) against a count over every event."""
+    with engine.connect() as conn:
+        counted = incident_queries.open_incident_counters(conn)
+        events = _q(conn, "SELECT severity, resolved_at FROM operational_events")
+    still_open = [e.severity for e in events if e.resolved_at is None and e.severity != "info"]
+    assert len(still_open) < len(events)
+    assert (counted.open, counted.critical_open) == (
+        len(still_open),
+        still_open.count("critical"),
+    )
+    assert counted.critical_open > 0

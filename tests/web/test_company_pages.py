@@ -123,6 +123,18 @@ def test_landing_kpis_and_trends_come_from_the_api(
     assert session.page.locator("#kpi-new-tenants").inner_text() == (
         f"+{created} novos no período (anterior: {created_before})"
     )
+    with engine.connect() as conn:
+        still_open, critical_open = conn.execute(
+            sa.text(
+                "SELECT COUNT(*), COUNT(*) FILTER (WHERE severity = 'critical')"
+                " FROM operational_events"
+                " WHERE severity IN ('warning', 'error', 'critical') AND resolved_at IS NULL"
+            )
+        ).one()
+    assert still_open > 0
+    assert session.page.locator("#incident-counters").inner_text() == (
+        f"{pt_number(still_open)} abertos, {pt_number(critical_open)} críticos abertos"
+    )
     mrr = session.page.locator("#kpi-mrr .big").inner_text()
     assert mrr == pt_brl(billing["total_mrr"])
     assert session.page.locator("#usage-trend-canvas").is_visible()

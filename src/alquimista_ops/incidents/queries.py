@@ -144,6 +144,18 @@ def incident_counters(conn: Connection, tenant_id: uuid.UUID | None) -> Any:
     return conn.execute(stmt, {"tid": tenant_id} if tenant_id is not None else {}).one()
 
 
+OPEN_COUNTERS = sa.select(
+    sa.func.count().label("open"),
+    sa.func.count().filter(ev.c.severity == "critical").label("critical_open"),
+).where(_IS_INCIDENT, ev.c.resolved_at.is_(None))
+
+
+def open_incident_counters(conn: Connection) -> Any:
+    """The platform's open incidents and how many of them are critical (``open``,
+    ``critical_open``), counted on the partial index of the open incidents."""
+    return conn.execute(OPEN_COUNTERS).one()
+
+
 @cache
 def _recent_all_tenants_stmt(status: str) -> sa.Select[Any]:
     return (

@@ -176,7 +176,7 @@ async def company_overview(request: Request, runtime: RuntimeDep) -> Response:
             internal_service.new_tenants(conn, period, previous),
             billing_service.billing_overview(conn, period) if is_admin else None,
             incident_queries.recent_incidents_all_tenants(conn, "all", LANDING_INCIDENTS),
-            incident_queries.incident_counters(conn, None),
+            incident_queries.open_incident_counters(conn),
         )
 
     (
