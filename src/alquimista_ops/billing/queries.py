@@ -74,19 +74,18 @@ def _movements_by_day() -> sa.Select[Any]:
     end = sa.bindparam("end", type_=instant)
     mrr = tenants.c.mrr_estimate
     zero = sa.cast(sa.literal_column("0"), sa.Numeric(12, 2))  # constants, not bound values
-    created = sa.select(
-        utc_date(tenants.c.created_at).label("day"),
-        mrr.label("new_mrr"),
-        zero.label("churned_mrr"),
-        sa.literal_column("1", sa.Integer()).label("new"),
-    ).where(PAYING, tenants.c.created_at >= start, tenants.c.created_at < end)
-    churned = sa.select(
-        utc_date(tenants.c.churned_at).label("day"),
-        zero.label("new_mrr"),
-        mrr.label("churned_mrr"),
-        sa.literal_column("0", sa.Integer()).label("new"),
-    ).where(PAYING, tenants.c.churned_at >= start, tenants.c.churned_at < end)
-    moves = sa.union_all(created, churned).subquery("moves")
+
+    def moved(at: sa.ColumnElement[Any], created: bool) -> sa.Select[Any]:
+        return sa.select(
+            utc_date(at).label("day"),
+            (mrr if created else zero).label("new_mrr"),
+            (zero if created else mrr).label("churned_mrr"),
+            sa.literal_column("1" if created else "0", sa.Integer()).label("new"),
+        ).where(PAYING, at >= start, at < end)
+
+    moves = sa.union_all(
+        moved(tenants.c.created_at, created=True), moved(tenants.c.churned_at, created=False)
+    ).subquery("moves")
     return (
         sa.select(
             moves.c.day,
