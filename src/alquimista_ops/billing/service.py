@@ -27,10 +27,6 @@ def _midnight(day: date) -> datetime:
     return datetime.combine(day, time(), UTC)
 
 
-def _as_date(value: Any) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(str(value))
-
-
 def _share(part: Decimal, whole: Decimal) -> float:
     return round(float(part) * 100.0 / float(whole), 2) if whole else 0.0
 
@@ -54,7 +50,7 @@ def billing_overview(conn: Connection, period: Period) -> dict[str, Any]:
     active_tenants = sum(count for count, _mrr in plan_totals.values())
     total_mrr = sum((mrr for _count, mrr in plan_totals.values()), Decimal(0))
 
-    moves = {_as_date(row.day): row for row in queries.movements_by_day(conn, start, end)}
+    moves = {row.day: row for row in queries.movements_by_day(conn, start, end)}
     new_mrr = churned_mrr = Decimal(0)
     new_count = churn_count = 0
     running = base_mrr

@@ -16,8 +16,6 @@ from alquimista_ops.usage import overview_queries as queries
 from alquimista_ops.usage.service import measures
 from alquimista_ops.usage.service import zero_measures as measures_zero
 
-TOP = queries.TOP
-
 
 def usage_overview(conn: Connection, period: Period) -> dict[str, Any]:
     counts, days = queries.platform_days(conn, period.start, period.end)
@@ -26,8 +24,12 @@ def usage_overview(conn: Connection, period: Period) -> dict[str, Any]:
     if stored is not None:
         top_tenants, tenants_with_usage, top_agents, agents_deployed = stored
     else:  # not a standard period of today or tomorrow, or not refreshed since
-        top_tenants, tenants_with_usage = queries.top_tenants(conn, period.start, period.end, TOP)
-        top_agents, agents_deployed = queries.top_agents(conn, period.start, period.end, TOP)
+        top_tenants, tenants_with_usage = queries.top_tenants(
+            conn, period.start, period.end, queries.TOP
+        )
+        top_agents, agents_deployed = queries.top_agents(
+            conn, period.start, period.end, queries.TOP
+        )
     by_day = {_as_date(row.date): row for row in days}
     daily = []
     for day in period.dates():

@@ -125,8 +125,11 @@ _AVG = "CAST((s.sum_response_ms * 200 + s.requests) / (2 * s.requests) AS NUMERI
 _COST = "ROUND(s.tokens * a.price_per_1k_tokens_usd / 1000, 6)"
 
 
-def rollup_day(conn: Connection, day: date, *, tenant_id: uuid.UUID | None = None) -> RollupResult:
-    """Rebuild the rollup rows of one UTC day (optionally of one tenant only)."""
+def rollup_day(
+    conn: Connection, day: date, *, tenant_id: uuid.UUID | None = None, rankings: bool = True
+) -> RollupResult:
+    """Rebuild the rollup rows of one UTC day (optionally of one tenant only); ``rankings``: as
+    ``refresh_usage_totals``'s."""
     params = _params(day, tenant_id)
     _lock_rollups(conn)
     _drop_scratch(conn)
@@ -194,7 +197,7 @@ def rollup_day(conn: Connection, day: date, *, tenant_id: uuid.UUID | None = Non
     _drop_scratch(conn)
     # The daily/monthly totals tables (staff overviews) follow the rollup in the same
     # transaction, so no reader ever sees the two disagree.
-    refresh_usage_totals(conn, day, day)
+    refresh_usage_totals(conn, day, day, rankings=rankings)
     return RollupResult(
         start=day,
         end=day,
@@ -297,7 +300,10 @@ def rollup_range(
         if oldest is None or day < oldest:
             total = total.merge(RollupResult(day, day, 0, 0, days_skipped=1))
             continue
-        total = total.merge(rollup_day(conn, day, tenant_id=tenant_id))
+        # one transaction: the stored period rankings once, after the last day
+        total = total.merge(rollup_day(conn, day, tenant_id=tenant_id, rankings=False))
+    if total.days_rolled:
+        refresh_period_rankings(conn)
     return total
 
 

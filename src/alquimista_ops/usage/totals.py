@@ -60,14 +60,19 @@ def _dated(sql: str) -> sa.TextClause:
     return sa.text(sql).bindparams(*(sa.bindparam(name, type_=sa.Date()) for name in names))
 
 
-def refresh_usage_totals(conn: Connection, start: date, end: date) -> None:
-    """Recompute the per-tenant, per-agent and platform totals of ``start..end`` and bring the
-    per-tenant running totals (``tenant_usage_cumulative``) in line with them."""
+def refresh_usage_totals(
+    conn: Connection, start: date, end: date, *, rankings: bool = True
+) -> None:
+    """Recompute the per-tenant, per-agent and platform totals of ``start..end``, bring the
+    per-tenant running totals (``tenant_usage_cumulative``) in line with them and, unless
+    ``rankings`` is False (a caller refreshing several ranges in one transaction, which then
+    calls ``refresh_period_rankings`` once), the stored period rankings."""
     params = {"start": start, "end": end}
     for sql in _STATEMENTS:
         conn.execute(_dated(sql), params)
     refresh_cumulative(conn, start, end)
-    refresh_period_rankings(conn)
+    if rankings:
+        refresh_period_rankings(conn)
 
 
 # -- stored period rankings -----------------------------------------------------------------
