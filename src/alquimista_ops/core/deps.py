@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.concurrency import run_in_threadpool
 
 from alquimista_ops.core.db import create_async_read_engine, read_concurrency
+from alquimista_ops.core.fastread import FastReads
 from alquimista_ops.core.runtime import Runtime
 from alquimista_ops.core.settings import Settings
 
@@ -166,6 +167,7 @@ def run_read(engine: Engine, fn: Callable[[Connection], T]) -> T:
 class _AsyncReader:
     engine: AsyncEngine
     gate: asyncio.Semaphore  # admits as many reads as the engine has connections
+    fast: bool  # statements straight on asyncpg (core.fastread)
 
 
 _async_readers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, _AsyncReader]] = (
@@ -184,7 +186,11 @@ async def async_reads(settings: Settings, engine: Engine) -> AsyncIterator[None]
         return
     loop = asyncio.get_running_loop()
     async_engine = create_async_read_engine(settings, engine)
-    reader = _AsyncReader(async_engine, asyncio.Semaphore(read_concurrency(settings, engine.url)))
+    reader = _AsyncReader(
+        async_engine,
+        asyncio.Semaphore(read_concurrency(settings, engine.url)),
+        fast=settings.db_fast_reads,
+    )
     _async_readers.setdefault(loop, {})[id(engine)] = reader
     try:
         yield
@@ -226,9 +232,16 @@ async def read_db(engine: Engine, fn: Callable[[Connection], T], *, other_io: bo
     reader = None if other_io else _async_reader(engine)
     if reader is not None:
         async with reader.gate, _connect(reader.engine) as conn:
+            if reader.fast:
+                return await conn.run_sync(_fast_reads, fn)
             return await conn.run_sync(fn)
     async with read_gate(engine):
         return await run_in_threadpool(run_read, engine, fn)
+
+
+def _fast_reads(conn: Connection, fn: Callable[[Connection], T]) -> T:
+    """``fn`` on ``conn`` with its prebuilt statements run straight on asyncpg."""
+    return fn(cast(Connection, FastReads(conn)))
 
 
 @asynccontextmanager

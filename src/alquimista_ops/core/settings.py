@@ -95,6 +95,8 @@ class Settings(BaseSettings):
     # -- speed under load and observability ---------------------------------------------
     # reads of the HTTP server on the event loop (asyncpg), see core.db.
     db_async_reads: bool = Field(default=True, alias="DB_ASYNC_READS")
+    # those reads run their prebuilt statements straight on asyncpg, see core.fastread.
+    db_fast_reads: bool = Field(default=True, alias="DB_FAST_READS")
     # How many of those reads one server worker runs at once (its event-loop connections);
     # the others wait in line. Default: by where PostgreSQL is (core.db.read_concurrency).
     db_read_concurrency: int | None = Field(default=None, ge=1, le=100, alias="DB_READ_CONCURRENCY")

@@ -1,0 +1,234 @@
+"""Read statements run straight on asyncpg, past SQLAlchemy's execution layer.
+
+The server's event-loop reads (``core.deps.read_db``) run the unchanged synchronous query
+functions on SQLAlchemy's facade of an asyncpg connection. Through that facade a statement
+cost about twice asyncpg's own client CPU (profiled in-process: the execution context, the
+adapted cursor and the result's rows), and the read routes run one to eight statements per
+request. ``FastReads`` stands in for the ``Connection`` those functions receive: a ``SELECT``
+built once (a module constant, a cached builder's) is compiled once for asyncpg, then runs as
+that SQL through asyncpg's own prepared-statement cache, and its rows come back as named tuples
+that behave as SQLAlchemy's rows do for the read functions (attribute, index and ``_mapping``
+access, tuple equality).
+
+Values go through the same processing as SQLAlchemy's: each statement's bind processors and
+bound defaults on the way in; on the way out, each column's result processor for the type
+PostgreSQL reports for it. Anything else (text SQL, expanding ``IN`` lists, escaped parameter
+names, several parameter sets, execution options) runs on the wrapped SQLAlchemy
+``Connection`` unchanged, and so does a statement after any driver error: a read is safe to
+run again, and SQLAlchemy then raises its own error and invalidates a broken connection as it
+always did.
+"""
+
+from __future__ import annotations
+
+import collections
+import weakref
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, NamedTuple, cast
+
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.exc import MultipleResultsFound, NoResultFound
+from sqlalchemy.sql.selectable import CompoundSelect, Select
+from sqlalchemy.util import await_only
+
+_MISSING: Any = object()
+_UNPLANNED: Any = object()  # seen once: planned the second time it runs
+
+
+class _Bind(NamedTuple):
+    name: str
+    default: Any  # _MISSING: the caller must give it
+    process: Callable[[Any], Any] | None
+
+
+class _Plan:
+    """A statement compiled for asyncpg: its SQL and positional parameters and, once it has
+    run, its row type and result processors (they depend on the types PostgreSQL reports)."""
+
+    __slots__ = ("binds", "compiled", "processors", "row_type", "sql")
+
+    def __init__(self, sql: str, binds: tuple[_Bind, ...], compiled: Any) -> None:
+        self.sql = sql
+        self.binds = binds
+        self.compiled = compiled
+        self.row_type: Any = None  # a namedtuple class
+        self.processors: tuple[tuple[int, Callable[[Any], Any]], ...] = ()
+
+    def args(self, params: Mapping[str, Any]) -> list[Any] | None:
+        """The positional values for ``params``; None when one is missing (SQLAlchemy then
+        raises its own error for it)."""
+        args = []
+        for bind in self.binds:
+            value = params.get(bind.name, bind.default)
+            if value is _MISSING:
+                return None
+            args.append(value if bind.process is None else bind.process(value))
+        return args
+
+    def describe(self, driver: Any, dialect: Dialect) -> bool:
+        """The row type and result processors from the columns PostgreSQL reports for the
+        SQL; False when they do not line up one to one with the statement's."""
+        attributes = await_only(driver.prepare(self.sql)).get_attributes()
+        columns = self.compiled._result_columns
+        if len(columns) != len(attributes):
+            return False
+        processors = []
+        for index, (attribute, column) in enumerate(zip(attributes, columns, strict=True)):
+            process = column.type._cached_result_processor(dialect, attribute.type.oid)
+            if process is not None:
+                processors.append((index, process))
+        self.processors = tuple(processors)
+        self.row_type = _row_type([attribute.name for attribute in attributes])
+        return True
+
+    def rows(self, records: list[Any]) -> list[Any]:
+        make = self.row_type._make
+        if not self.processors:
+            return [make(record) for record in records]
+        rows = []
+        for record in records:
+            values = list(record)
+            for index, process in self.processors:
+                values[index] = process(values[index])
+            rows.append(make(values))
+        return rows
+
+
+Planned = Select[Any] | CompoundSelect[Any]
+_plans: weakref.WeakKeyDictionary[Planned, Any] = weakref.WeakKeyDictionary()
+
+
+def _plan(stmt: Planned, dialect: Dialect) -> _Plan | None:
+    """The plan of ``stmt``, made the second time the same statement object runs: the read
+    routes' statements are built once, while one built for a single call would be compiled
+    for nothing (SQLAlchemy's compiled cache serves those). Weakly keyed: a statement's plan
+    goes with it."""
+    plan = _plans.get(stmt, _MISSING)
+    if plan is _MISSING:
+        _plans[stmt] = _UNPLANNED
+        return None
+    if plan is _UNPLANNED:
+        plan = _plans[stmt] = _compile(stmt, dialect)
+    return plan
+
+
+def planned_statements() -> int:
+    """How many statements run on the fast path (for tests and diagnostics)."""
+    return sum(isinstance(plan, _Plan) for plan in list(_plans.values()))
+
+
+def _compile(stmt: Planned, dialect: Dialect) -> _Plan | None:
+    compiled: Any = stmt.compile(dialect=dialect)
+    if (
+        not compiled.positional
+        or compiled.post_compile_params
+        or compiled.literal_execute_params
+        or compiled.escaped_bind_names
+    ):
+        return None
+    by_name = {name: bind for bind, name in compiled.bind_names.items()}
+    processors = compiled._bind_processors
+    binds = []
+    for name in compiled.positiontup:
+        bind = by_name[name]
+        process = processors.get(name)
+        if bind.callable is not None or isinstance(process, tuple):
+            return None
+        binds.append(_Bind(name, _MISSING if bind.required else bind.value, process))
+    return _Plan(str(compiled), tuple(binds), compiled)
+
+
+def _row_type(names: Sequence[str]) -> Any:
+    row: Any = cast(Any, collections.namedtuple)("Row", names, rename=True)
+
+    def _mapping(self: tuple[Any, ...]) -> dict[str, Any]:
+        return dict(zip(names, self, strict=True))
+
+    row._mapping = property(_mapping)
+    return row
+
+
+class FastResult:
+    """The part of SQLAlchemy's ``Result`` the read functions use, over fetched rows."""
+
+    __slots__ = ("_rows",)
+
+    def __init__(self, rows: list[Any]) -> None:
+        self._rows = rows
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._rows)
+
+    def all(self) -> list[Any]:
+        return self._rows
+
+    def first(self) -> Any:
+        return self._rows[0] if self._rows else None
+
+    def one(self) -> Any:
+        if not self._rows:
+            raise NoResultFound("No row was found when one was required")
+        if len(self._rows) > 1:
+            raise MultipleResultsFound("Multiple rows were found when exactly one was required")
+        return self._rows[0]
+
+    def one_or_none(self) -> Any:
+        if len(self._rows) > 1:
+            raise MultipleResultsFound("Multiple rows were found when one or none was required")
+        return self._rows[0] if self._rows else None
+
+    def scalar(self) -> Any:
+        return self._rows[0][0] if self._rows else None
+
+    def scalar_one(self) -> Any:
+        return self.one()[0]
+
+    def scalar_one_or_none(self) -> Any:
+        row = self.one_or_none()
+        return None if row is None else row[0]
+
+    def scalars(self) -> FastResult:
+        return FastResult([row[0] for row in self._rows])
+
+    def mappings(self) -> FastResult:
+        return FastResult([row._mapping for row in self._rows])
+
+
+class FastReads:
+    """The ``Connection`` of an event-loop read (see the module docstring); runs inside
+    SQLAlchemy's ``run_sync`` greenlet, so it can wait on asyncpg's coroutines."""
+
+    __slots__ = ("_conn", "_driver")
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._driver: Any = conn.connection.driver_connection  # the asyncpg connection
+
+    @property
+    def dialect(self) -> Dialect:
+        return self._conn.dialect
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+    def execute(self, stmt: Any, parameters: Any = None, **kw: Any) -> Any:
+        plan = None
+        if not kw and isinstance(stmt, Select | CompoundSelect):
+            plan = _plan(stmt, self._conn.dialect)
+        if plan is None or not (parameters is None or isinstance(parameters, Mapping)):
+            return self._conn.execute(stmt, parameters, **kw)
+        args = plan.args(parameters or {})
+        if args is None:
+            return self._conn.execute(stmt, parameters)
+        try:
+            if plan.row_type is None and not plan.describe(self._driver, self._conn.dialect):
+                _plans[stmt] = None
+                return self._conn.execute(stmt, parameters)
+            records = await_only(self._driver.fetch(plan.sql, *args))
+        except Exception:
+            # SQLAlchemy's error (and a lost connection invalidated): run it through SQLAlchemy
+            return self._conn.execute(stmt, parameters)
+        return FastResult(plan.rows(records))
+
+    def scalar(self, stmt: Any, parameters: Any = None, **kw: Any) -> Any:
+        return self.execute(stmt, parameters, **kw).scalar()
