@@ -113,12 +113,16 @@ def test_tenant_scope_refusals_are_pages(as_user: Any, demo_data: SeedReport) ->
 def test_suspended_tenant_page(as_user: Any, engine: Engine, demo_data: SeedReport) -> None:
     tenant_id = demo_data.demo_tenant_id
     with engine.begin() as conn:
-        status = conn.execute(sa.select(tenants.c.status).where(tenants.c.id == tenant_id)).scalar()
+        status, name = conn.execute(
+            sa.select(tenants.c.status, tenants.c.name).where(tenants.c.id == tenant_id)
+        ).one()
         conn.execute(tenants.update().where(tenants.c.id == tenant_id).values(status="suspended"))
     try:
-        response = as_user("TENANT_USER", tenant_id).get("/dashboard/agents")
-        assert response.status_code == 403
-        assert "A conta da sua empresa está suspensa." in response.text
+        for path in ("/dashboard/agents", "/dashboard"):  # /dashboard: status of its tenant row
+            response = as_user("TENANT_USER", tenant_id).get(path)
+            assert response.status_code == 403, path
+            assert "A conta da sua empresa está suspensa." in response.text
+            assert str(name) not in response.text  # nothing of what was read is shown
         # staff still see a suspended tenant
         assert (
             as_user("INTERNAL_SUPPORT").get(f"/dashboard?tenant_id={tenant_id}").status_code == 200
@@ -126,6 +130,28 @@ def test_suspended_tenant_page(as_user: Any, engine: Engine, demo_data: SeedRepo
     finally:
         with engine.begin() as conn:
             conn.execute(tenants.update().where(tenants.c.id == tenant_id).values(status=status))
+
+
+def test_overview_checks_the_status_read_with_the_tenant_row(
+    as_user: Any, demo_data: SeedReport, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``/dashboard`` reads the tenant's row anyway: its status is checked from it, without
+    the scope's own status statement (one round trip fewer); the other pages still read it."""
+    from alquimista_ops.auth import deps as auth_deps
+
+    statuses: list[uuid.UUID] = []
+    real = auth_deps.tenant_status
+
+    def counted(conn: Any, tenant_id: uuid.UUID) -> str | None:
+        statuses.append(tenant_id)
+        return real(conn, tenant_id)
+
+    monkeypatch.setattr(auth_deps, "tenant_status", counted)
+    client = as_user("TENANT_ADMIN", demo_data.demo_tenant_id)
+    assert client.get("/dashboard").status_code == 200
+    assert statuses == []
+    assert client.get("/dashboard/agents").status_code == 200
+    assert statuses == [demo_data.demo_tenant_id]
 
 
 def test_pages_redirect_to_sign_in_and_keep_the_query(client: TestClient) -> None:

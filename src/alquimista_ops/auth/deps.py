@@ -170,6 +170,21 @@ def resolve_tenant_scope(
     return _scope_of(principal, tenant_id, tenant_status(conn, tenant_id))
 
 
+def requested_tenant(principal: Principal, requested: uuid.UUID | None) -> uuid.UUID:
+    """The tenant ``principal`` asks to read (its own, or ``requested`` for staff), before its
+    status is known: raises as ``resolve_tenant_scope`` does for a tenant it may not ask for."""
+    return _requested_tenant(principal, requested)
+
+
+def checked_tenant_scope(
+    principal: Principal, tenant_id: uuid.UUID, status: str | None
+) -> TenantScope:
+    """``resolve_tenant_scope`` for a ``requested_tenant`` whose status the caller read itself
+    (from the tenant's row, on the same connection): raises for an unknown or suspended tenant
+    exactly as it does."""
+    return _scope_of(principal, tenant_id, status)
+
+
 async def cached_tenant_status(cache: Cache, engine: Engine, tenant_id: uuid.UUID) -> str | None:
     """The tenant's status through the read cache (resource ``tenant_status``, dropped with
     every other key of the tenant when a command suspends or reactivates it): a cached

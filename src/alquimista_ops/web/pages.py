@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import FunctionType
 from typing import Annotated, Any, TypeVar
@@ -26,7 +27,13 @@ from sqlalchemy.engine import Connection
 
 from alquimista_ops.agents import service as agents_service
 from alquimista_ops.auth import service as auth_service
-from alquimista_ops.auth.deps import SESSION_COOKIE, TenantScope, resolve_tenant_scope
+from alquimista_ops.auth.deps import (
+    SESSION_COOKIE,
+    TenantScope,
+    checked_tenant_scope,
+    requested_tenant,
+    resolve_tenant_scope,
+)
 from alquimista_ops.auth.principal import Principal
 from alquimista_ops.core.deps import RuntimeDep, read_db
 from alquimista_ops.core.errors import AppError, Forbidden, NotFound
@@ -205,12 +212,11 @@ async def page_context(
     )
 
 
-def tenant_scope(
-    conn: Connection, principal: Principal, tenant_id: uuid.UUID | None
-) -> TenantScope:
-    """The tenant a page may show, read on the page's connection (inside its ``read_db``)."""
+@contextmanager
+def _refused_as_page() -> Iterator[None]:
+    """The tenant scope's refusals as the page's error pages."""
     try:
-        return resolve_tenant_scope(conn, principal, tenant_id)
+        yield
     except Forbidden as exc:
         key = "error.suspended" if exc.code == "TENANT_SUSPENDED" else "error.forbidden"
         raise PageRefused(403, key) from exc
@@ -218,6 +224,14 @@ def tenant_scope(
         raise PageRefused(404, "error.not_found") from exc
     except AppError as exc:
         raise PageRefused(400, "error.not_found") from exc
+
+
+def tenant_scope(
+    conn: Connection, principal: Principal, tenant_id: uuid.UUID | None
+) -> TenantScope:
+    """The tenant a page may show, read on the page's connection (inside its ``read_db``)."""
+    with _refused_as_page():
+        return resolve_tenant_scope(conn, principal, tenant_id)
 
 
 # -- sign-in ---------------------------------------------------------------------------------
@@ -316,14 +330,22 @@ async def _tenant_page(
     runtime: Runtime,
     tenant_id: uuid.UUID | None,
     read: Callable[[Connection, TenantScope], T],
+    status_of: Callable[[T], str | None] | None = None,
 ) -> tuple[PageContext, T]:
     """The page's context and ``read(conn, scope)``, the tenant scope resolved on the same
-    connection."""
+    connection. ``status_of``: the read also reads the tenant's row, and this gives its status
+    (None for no row), which is then checked instead of being read by a statement of its own
+    (one round trip fewer); what was read is shown only once the check passed."""
     ctx = await page_context(request, runtime)
 
     def page_data(conn: Connection) -> tuple[TenantScope, T]:
-        scope = tenant_scope(conn, ctx.principal, tenant_id)
-        return scope, read(conn, scope)
+        if status_of is None:
+            scope = tenant_scope(conn, ctx.principal, tenant_id)
+            return scope, read(conn, scope)
+        with _refused_as_page():
+            requested = requested_tenant(ctx.principal, tenant_id)
+            data = read(conn, TenantScope(tenant_id=requested, principal=ctx.principal))
+            return checked_tenant_scope(ctx.principal, requested, status_of(data)), data
 
     scope, data = await read_db(runtime.engine, page_data)
     ctx.extra["tenant_query"] = f"?tenant_id={scope.tenant_id}" if ctx.principal.is_internal else ""
@@ -340,8 +362,12 @@ async def tenant_overview(
     window = resolve_period(period, None, None)
 
     def read(conn: Connection, scope: TenantScope) -> dict[str, Any]:
+        try:
+            tenant = tenants_service.tenant_me(conn, scope)
+        except NotFound:  # no such tenant: refused by the scope check (status None)
+            return {"tenant": None}
         return {
-            "tenant": tenants_service.tenant_me(conn, scope),
+            "tenant": tenant,
             # the overview shows the tenant's totals and days; agents have their own table
             "usage": usage_service.tenant_usage(conn, scope, window, None, with_agents=False),
             "agents": agents_service.tenant_agents(conn, scope, "all")["agents"],
@@ -350,8 +376,13 @@ async def tenant_overview(
             ],
         }
 
-    ctx, data = await _tenant_page(request, runtime, tenant_id, read)
+    ctx, data = await _tenant_page(request, runtime, tenant_id, read, _tenant_status)
     return finish(request, render(ctx, "tenant/overview.html", period=period, **data), runtime)
+
+
+def _tenant_status(data: dict[str, Any]) -> str | None:
+    tenant = data["tenant"]
+    return None if tenant is None else str(tenant["status"])
 
 
 @router.get("/dashboard/agents")
