@@ -344,7 +344,8 @@ async def _tenant_page(
             return scope, read(conn, scope)
         with _refused_as_page():
             requested = requested_tenant(ctx.principal, tenant_id)
-            data = read(conn, TenantScope(tenant_id=requested, principal=ctx.principal))
+        data = read(conn, TenantScope(tenant_id=requested, principal=ctx.principal))
+        with _refused_as_page():
             return checked_tenant_scope(ctx.principal, requested, status_of(data)), data
 
     scope, data = await read_db(runtime.engine, page_data)
