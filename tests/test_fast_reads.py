@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -69,7 +70,10 @@ def on_event_loop(
         async with deps.async_reads(settings, engine):
             return await deps.read_db(engine, fn)
 
-    return asyncio.run(scenario())
+    # in a thread of its own: a session's browser (tests/web) keeps an event loop running in
+    # the main thread
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, scenario()).result()
 
 
 def twice(conn: Connection, stmt: Any, params: dict[str, Any] | None = None) -> Any:
@@ -266,4 +270,11 @@ def test_every_read_route_answers_the_same_with_and_without_fast_reads(
     finally:
         with engine.begin() as conn:
             conn.execute(tenants.update().where(tenants.c.id == suspended).values(status="active"))
-    assert fastread.planned_statements() >= before + 10  # the answers did come from it
+    # the answers did come from it: the routes' own statements are planned
+    from alquimista_ops.auth.deps import _TENANT_STATUS
+    from alquimista_ops.billing.queries import ACTIVE_BY_PLAN_AND_SEGMENT
+    from alquimista_ops.usage.overview_queries import PERIOD_RANKINGS, PLATFORM_DAYS
+
+    for stmt in (_TENANT_STATUS, ACTIVE_BY_PLAN_AND_SEGMENT, PERIOD_RANKINGS, PLATFORM_DAYS):
+        assert isinstance(fastread._plans.get(stmt), fastread._Plan)
+    assert fastread.planned_statements() >= max(before, 10)
