@@ -35,13 +35,12 @@ def _measures(t: sa.Table) -> list[sa.ColumnElement[Any]]:
     ]
 
 
-def _active_deployments() -> sa.Subquery:
+def _active_deployments() -> sa.Select[Any]:
     """Active activations per agent (one pass over ``tenant_agents``)."""
     return (
         sa.select(tenant_agents.c.agent_id, sa.func.count().label("deployments"))
         .where(tenant_agents.c.status == "active")
         .group_by(tenant_agents.c.agent_id)
-        .subquery()
     )
 
 
@@ -182,7 +181,7 @@ def _agents() -> sa.Select[Any]:
     """Every agent with its active deployments and its measures over ``:start`` .. ``:end``:
     those with usage rows in the period first, by requests (desc) and name, then the others."""
     t = agent_usage_totals
-    deployments = _active_deployments()
+    deployments = _active_deployments().subquery()
     grouped = (
         sa.select(t.c.agent_id, *_measures(t))
         .where(t.c.date >= sa.bindparam("start"), t.c.date <= sa.bindparam("end"))
@@ -227,12 +226,7 @@ def _period_rankings() -> sa.Select[Any]:
     row the period's tenants with usage and the platform's active deployments (of every agent).
     One row with a null ``kind`` for a snapshot without rankings; no row without a snapshot."""
     s, r = usage_period_snapshots, usage_period_rankings
-    deployments = (
-        sa.select(tenant_agents.c.agent_id, sa.func.count().label("deployments"))
-        .where(tenant_agents.c.status == "active")
-        .group_by(tenant_agents.c.agent_id)
-        .cte("deployments")
-    )
+    deployments = _active_deployments().cte("deployments")
     deployed = sa.select(bigint_or_zero(sa.func.sum(deployments.c.deployments))).scalar_subquery()
     return (
         sa.select(
