@@ -61,3 +61,23 @@ def test_badges() -> None:
 
 def test_templates_are_compiled_once() -> None:
     assert templates.get_template("base.html") is templates.get_template("base.html")
+
+
+def test_numbers_are_grouped_per_language() -> None:
+    # the page tests format their expected figures with ``format_number``: this pins it
+    cases = [
+        (0, 0, "0", "0"),
+        (999, 0, "999", "999"),
+        (1000, 0, "1.000", "1,000"),
+        (1234567.891, 2, "1.234.567,89", "1,234,567.89"),
+        (-1234567.891, 0, "-1.234.568", "-1,234,568"),
+        (-0.4, 0, "0", "0"),  # rounds to zero: no sign
+        (12.5, 1, "12,5", "12.5"),
+        (1e12, 0, "1.000.000.000.000", "1,000,000,000,000"),
+    ]
+    for value, digits, pt_br, en in cases:
+        assert i18n.format_number("pt-BR", value, digits) == pt_br, value
+        assert i18n.format_number("en", value, digits) == en, value
+    assert i18n.format_number("pt-BR", None) == "—"
+    assert i18n.format_brl("pt-BR", 2565.031) == "R$ 2.565,03"
+    assert i18n.format_percent("en", 97.15) == "97.2%"

