@@ -27,6 +27,10 @@ def _midnight(day: date) -> datetime:
     return datetime.combine(day, time(), UTC)
 
 
+def _from_cents(cents: Any) -> Decimal:
+    return Decimal(int(cents)).scaleb(-2)
+
+
 def _share(part: Decimal, whole: Decimal) -> float:
     return round(float(part) * 100.0 / float(whole), 2) if whole else 0.0
 
@@ -34,19 +38,20 @@ def _share(part: Decimal, whole: Decimal) -> float:
 def billing_overview(conn: Connection, period: Period) -> dict[str, Any]:
     start = _midnight(period.start)
     end = _midnight(period.end + timedelta(days=1))
-    base_mrr = Decimal(0)
+    rows = queries.active_by_plan_and_segment(conn, start)
+    base_mrr = _from_cents(rows[0].base_cents) if rows else Decimal(0)
     # plan -> [tenants, mrr] in the plans' order; segment -> [tenants, mrr]
     plan_totals: dict[str, list[Any]] = {}
     segment_totals: dict[str, list[Any]] = {}
-    for row in queries.active_by_plan_and_segment(conn, start):
-        base_mrr += Decimal(row.base_mrr)
+    for row in rows:
+        mrr = _from_cents(row.mrr_cents)
         plan = plan_totals.setdefault(row.plan, [0, Decimal(0)])
         plan[0] += int(row.tenants)
-        plan[1] += Decimal(row.mrr)
+        plan[1] += mrr
         if row.segment is not None and row.tenants:
             segment = segment_totals.setdefault(row.segment, [0, Decimal(0)])
             segment[0] += int(row.tenants)
-            segment[1] += Decimal(row.mrr)
+            segment[1] += mrr
     active_tenants = sum(count for count, _mrr in plan_totals.values())
     total_mrr = sum((mrr for _count, mrr in plan_totals.values()), Decimal(0))
 

@@ -107,6 +107,9 @@ tenants = sa.Table(
     sa.Index(None, "segment"),
     sa.Index(None, "name_search"),
     sa.Index(None, "churned_at"),
+    # Migration 0008: the paying MRR at a period's start and the new tenants of a period read
+    # the tenants created since then only.
+    sa.Index(None, "created_at"),
 )
 
 agents = sa.Table(
@@ -394,6 +397,33 @@ DASHBOARD_TABLES = (
     "tenant_integrations",
     "tenant_agents",
     "tenant_users",
+)
+
+
+# -- running counts kept by the database itself ------------------------------------------
+# Triggers of migration 0008 (on PostgreSQL and SQLite alike) keep these in step with every
+# write to ``tenants`` and ``tenant_agents``, in the writing transaction, whoever writes: the
+# staff figures read a few dozen rows here instead of grouping every tenant (billing by plan and
+# segment, tenant counts) and every activation (active deployments per agent) on each request
+# (profiled: 0.74 and 0.44 ms of PostgreSQL per request over 2,000 tenants). Rows are never
+# removed (a count back at 0 stays); emptying ``tenants`` or ``tenant_agents`` empties them.
+# Not in ``demo.DATA_TABLES``: deleting the rows they count is what empties them.
+tenant_totals = sa.Table(
+    "tenant_totals",
+    metadata,
+    sa.Column("plan", sa.String(32), primary_key=True),
+    sa.Column("segment", sa.String(32), primary_key=True),
+    sa.Column("status", sa.String(16), primary_key=True),
+    sa.Column("churned", sa.Boolean(), primary_key=True),  # churned_at IS NOT NULL
+    sa.Column("tenants", sa.BigInteger(), nullable=False),
+    sa.Column("mrr_cents", sa.BigInteger(), nullable=False),  # sum of mrr_estimate x 100
+)
+
+agent_deployments = sa.Table(
+    "agent_deployments",
+    metadata,
+    sa.Column("agent_id", UUIDType, primary_key=True),
+    sa.Column("active", sa.BigInteger(), nullable=False),  # tenant_agents with status 'active'
 )
 
 

@@ -1,0 +1,208 @@
+"""``tenant_totals`` and ``agent_deployments`` (migration 0008's triggers) stay equal to what
+they count, through any mix of writes, on PostgreSQL and SQLite; and the billing figures read
+from them equal the same figures computed from the tenants themselves."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from alquimista_ops.billing import queries as billing_queries
+from alquimista_ops.billing import service as billing_service
+from alquimista_ops.core import migrate
+from alquimista_ops.core.db import create_db_engine
+from alquimista_ops.core.params import resolve_period
+from alquimista_ops.core.schema import (
+    SEGMENTS,
+    TENANT_AGENT_STATUSES,
+    TENANT_STATUSES,
+    agent_deployments,
+    agents,
+    plans,
+    tenant_agents,
+    tenant_totals,
+    tenants,
+)
+from alquimista_ops.demo import seed as demo
+from tests.conftest import SEED_TODAY, make_settings, truncate_data
+
+NOW = datetime.combine(SEED_TODAY, datetime.min.time(), UTC)
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    if request.param == "postgresql":
+        engine: Engine = request.getfixturevalue("clean_db")
+        yield engine
+        return
+    settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'counts.db'}", REDIS_URL="")
+    engine = create_db_engine(settings)
+    migrate.upgrade(engine, settings.db_schema)
+    with engine.begin() as conn:
+        demo.seed_reference_data(conn)
+    yield engine
+    engine.dispose()
+
+
+def _counted(conn: Connection) -> tuple[dict[tuple[Any, ...], tuple[int, int]], dict[Any, int]]:
+    """What the triggers keep (rows at 0 left out) and the same sums from the rows."""
+    kept = {
+        (r.plan, r.segment, r.status, bool(r.churned)): (int(r.tenants), int(r.mrr_cents))
+        for r in conn.execute(sa.select(tenant_totals))
+        if r.tenants or r.mrr_cents
+    }
+    deployed = {
+        r.agent_id: int(r.active) for r in conn.execute(sa.select(agent_deployments)) if r.active
+    }
+    return kept, deployed
+
+
+def _from_rows(conn: Connection) -> tuple[dict[tuple[Any, ...], tuple[int, int]], dict[Any, int]]:
+    totals: dict[tuple[Any, ...], tuple[int, int]] = {}
+    for r in conn.execute(sa.select(tenants)):
+        key = (r.plan, r.segment, r.status, r.churned_at is not None)
+        count, cents = totals.get(key, (0, 0))
+        totals[key] = (count + 1, cents + int(Decimal(r.mrr_estimate) * 100))
+    deployed: dict[Any, int] = {}
+    for r in conn.execute(sa.select(tenant_agents).where(tenant_agents.c.status == "active")):
+        deployed[r.agent_id] = deployed.get(r.agent_id, 0) + 1
+    return totals, deployed
+
+
+def _new_tenant(rng: random.Random, plan_names: list[str]) -> dict[str, Any]:
+    status = rng.choice(TENANT_STATUSES)
+    created = NOW - timedelta(days=rng.randint(0, 400), minutes=rng.randint(0, 1440))
+    churned = created + timedelta(days=rng.randint(0, 30)) if rng.random() < 0.3 else None
+    name = f"Tenant {uuid.uuid4().hex[:8]}"
+    return {
+        "id": uuid.uuid4(),
+        "name": name,
+        "name_search": name.lower(),
+        "cnpj": f"{rng.randrange(10**14):014d}",
+        "segment": rng.choice(SEGMENTS),
+        "plan": rng.choice(plan_names),
+        "status": status,
+        "mrr_estimate": Decimal(rng.randint(0, 900_000)) / 100,
+        "created_at": created,
+        "churned_at": churned,
+    }
+
+
+def _write_at_random(conn: Connection, rng: random.Random, rounds: int) -> None:
+    plan_names = list(conn.execute(sa.select(plans.c.name)).scalars())
+    agent_ids = list(conn.execute(sa.select(agents.c.id)).scalars())
+    for _ in range(rounds):
+        ids = list(conn.execute(sa.select(tenants.c.id)).scalars())
+        activations = list(conn.execute(sa.select(tenant_agents.c.id)).scalars())
+        action = rng.random()
+        if action < 0.3 or not ids:
+            tenant = _new_tenant(rng, plan_names)
+            conn.execute(sa.insert(tenants).values(**tenant))
+            for agent_id in rng.sample(agent_ids, rng.randint(0, 3)):
+                conn.execute(
+                    sa.insert(tenant_agents).values(
+                        id=uuid.uuid4(),
+                        tenant_id=tenant["id"],
+                        agent_id=agent_id,
+                        status=rng.choice(TENANT_AGENT_STATUSES),
+                    )
+                )
+        elif action < 0.6:
+            target = rng.choice(ids)
+            changes: dict[str, Any] = rng.choice(
+                [
+                    {"status": rng.choice(TENANT_STATUSES)},
+                    {"plan": rng.choice(plan_names), "segment": rng.choice(SEGMENTS)},
+                    {"mrr_estimate": Decimal(rng.randint(0, 900_000)) / 100},
+                    {"churned_at": None if rng.random() < 0.5 else NOW - timedelta(days=3)},
+                    {"name": "renamed only"},  # a column the counts do not depend on
+                ]
+            )
+            conn.execute(sa.update(tenants).where(tenants.c.id == target).values(**changes))
+        elif action < 0.8 and activations:
+            target = rng.choice(activations)
+            change = rng.choice(
+                [{"status": rng.choice(TENANT_AGENT_STATUSES)}, {"total_requests": 5}]
+            )
+            conn.execute(
+                sa.update(tenant_agents).where(tenant_agents.c.id == target).values(**change)
+            )
+        elif action < 0.9 and activations:
+            target = rng.choice(activations)
+            conn.execute(sa.delete(tenant_agents).where(tenant_agents.c.id == target))
+        else:  # a tenant with its activations (ON DELETE CASCADE)
+            conn.execute(sa.delete(tenants).where(tenants.c.id == rng.choice(ids)))
+
+
+def test_running_counts_follow_every_write(database: Engine) -> None:
+    rng = random.Random(8)
+    for _batch in range(6):
+        with database.begin() as conn:
+            _write_at_random(conn, rng, 40)
+        with database.connect() as conn:
+            kept, deployed = _counted(conn)
+            assert kept, "the writes left tenants"
+            assert (kept, deployed) == _from_rows(conn)
+
+    # a write rolled back leaves the counts as they were
+    with database.connect() as conn:
+        before = _counted(conn)
+    with database.connect() as conn, conn.begin() as transaction:
+        _write_at_random(conn, rng, 20)
+        transaction.rollback()
+    with database.connect() as conn:
+        assert _counted(conn) == before
+
+    # emptying the tables (TRUNCATE on PostgreSQL, DELETE on SQLite) empties the counts
+    truncate_data(database)
+    with database.connect() as conn:
+        assert _counted(conn) == ({}, {})
+
+
+def _paying_at(conn: Connection, instant: datetime) -> Decimal:
+    """The MRR of the tenants paying at ``instant``, from the rows (``billing.queries``)."""
+    paying = sa.and_(
+        billing_queries.PAYING,
+        tenants.c.created_at < instant,
+        sa.or_(tenants.c.churned_at.is_(None), tenants.c.churned_at >= instant),
+    )
+    total = conn.execute(sa.select(sa.func.sum(tenants.c.mrr_estimate)).where(paying)).scalar()
+    return Decimal(str(total or 0)).quantize(Decimal("0.01"))
+
+
+def test_billing_figures_from_the_counts_equal_the_rows(database: Engine) -> None:
+    rng = random.Random(80)
+    with database.begin() as conn:
+        _write_at_random(conn, rng, 150)
+    with database.connect() as conn:
+        for label in ("7d", "30d", "90d"):
+            period = resolve_period(label, None, None, today=SEED_TODAY)
+            start = datetime.combine(period.start, datetime.min.time(), UTC)
+            figures = billing_service.billing_overview(conn, period)
+            assert Decimal(str(figures["mrr_at_period_start"])) == _paying_at(conn, start)
+            active = sa.select(sa.func.count(), sa.func.sum(tenants.c.mrr_estimate)).where(
+                tenants.c.status == "active"
+            )
+            count, mrr = conn.execute(active).one()
+            assert figures["active_tenants"] == count
+            assert Decimal(str(figures["total_mrr"])) == Decimal(str(mrr or 0)).quantize(
+                Decimal("0.01")
+            )
+            by_plan = dict(
+                conn.execute(
+                    sa.select(tenants.c.plan, sa.func.count())
+                    .where(tenants.c.status == "active")
+                    .group_by(tenants.c.plan)
+                ).all()
+            )
+            shown = {row["plan"]: row["tenants"] for row in figures["by_plan"] if row["tenants"]}
+            assert shown == by_plan
