@@ -1,6 +1,6 @@
-"""``tenant_totals`` and ``agent_deployments`` (migration 0008's triggers) stay equal to what
-they count, through any mix of writes, on PostgreSQL and SQLite; and the billing figures read
-from them equal the same figures computed from the tenants themselves."""
+"""``tenant_totals``, ``agent_deployments`` (migration 0008's triggers) and ``tenant_counts``
+(0009's) stay equal to what they count, through any mix of writes, on PostgreSQL and SQLite; and
+the billing figures read from them equal the same figures computed from the tenants themselves."""
 
 from __future__ import annotations
 
@@ -25,11 +25,14 @@ from alquimista_ops.core.schema import (
     SEGMENTS,
     TENANT_AGENT_STATUSES,
     TENANT_STATUSES,
+    USER_STATUSES,
     agent_deployments,
     agents,
     plans,
     tenant_agents,
+    tenant_counts,
     tenant_totals,
+    tenant_users,
     tenants,
 )
 from alquimista_ops.demo import seed as demo
@@ -53,8 +56,11 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]
     engine.dispose()
 
 
-def _counted(conn: Connection) -> tuple[dict[tuple[Any, ...], tuple[int, int]], dict[Any, int]]:
-    """What the triggers keep (rows at 0 left out) and the same sums from the rows."""
+Counts = tuple[dict[tuple[Any, ...], tuple[int, int]], dict[Any, int], dict[Any, tuple[int, int]]]
+
+
+def _counted(conn: Connection) -> Counts:
+    """What the triggers keep (rows at 0 left out)."""
     kept = {
         (r.plan, r.segment, r.status, bool(r.churned)): (int(r.tenants), int(r.mrr_cents))
         for r in conn.execute(sa.select(tenant_totals))
@@ -63,19 +69,31 @@ def _counted(conn: Connection) -> tuple[dict[tuple[Any, ...], tuple[int, int]], 
     deployed = {
         r.agent_id: int(r.active) for r in conn.execute(sa.select(agent_deployments)) if r.active
     }
-    return kept, deployed
+    per_tenant = {
+        r.tenant_id: (int(r.active_agents), int(r.active_users))
+        for r in conn.execute(sa.select(tenant_counts))
+        if r.active_agents or r.active_users
+    }
+    return kept, deployed, per_tenant
 
 
-def _from_rows(conn: Connection) -> tuple[dict[tuple[Any, ...], tuple[int, int]], dict[Any, int]]:
+def _from_rows(conn: Connection) -> Counts:
+    """The same sums from the rows they count."""
     totals: dict[tuple[Any, ...], tuple[int, int]] = {}
     for r in conn.execute(sa.select(tenants)):
         key = (r.plan, r.segment, r.status, r.churned_at is not None)
         count, cents = totals.get(key, (0, 0))
         totals[key] = (count + 1, cents + int(Decimal(r.mrr_estimate) * 100))
     deployed: dict[Any, int] = {}
+    per_tenant: dict[Any, tuple[int, int]] = {}
     for r in conn.execute(sa.select(tenant_agents).where(tenant_agents.c.status == "active")):
         deployed[r.agent_id] = deployed.get(r.agent_id, 0) + 1
-    return totals, deployed
+        active_agents, active_users = per_tenant.get(r.tenant_id, (0, 0))
+        per_tenant[r.tenant_id] = (active_agents + 1, active_users)
+    for r in conn.execute(sa.select(tenant_users).where(tenant_users.c.status == "active")):
+        active_agents, active_users = per_tenant.get(r.tenant_id, (0, 0))
+        per_tenant[r.tenant_id] = (active_agents, active_users + 1)
+    return totals, deployed, per_tenant
 
 
 def _new_tenant(rng: random.Random, plan_names: list[str]) -> dict[str, Any]:
@@ -103,10 +121,23 @@ def _write_at_random(conn: Connection, rng: random.Random, rounds: int) -> None:
     for _ in range(rounds):
         ids = list(conn.execute(sa.select(tenants.c.id)).scalars())
         activations = list(conn.execute(sa.select(tenant_agents.c.id)).scalars())
+        users = list(conn.execute(sa.select(tenant_users.c.id)).scalars())
         action = rng.random()
         if action < 0.3 or not ids:
             tenant = _new_tenant(rng, plan_names)
             conn.execute(sa.insert(tenants).values(**tenant))
+            for _user in range(rng.randint(0, 3)):
+                email = f"{uuid.uuid4().hex[:10]}@example.com"
+                conn.execute(
+                    sa.insert(tenant_users).values(
+                        id=uuid.uuid4(),
+                        tenant_id=tenant["id"],
+                        cognito_sub=uuid.uuid4().hex,
+                        email=email,
+                        full_name="User",
+                        status=rng.choice(USER_STATUSES),
+                    )
+                )
             for agent_id in rng.sample(agent_ids, rng.randint(0, 3)):
                 conn.execute(
                     sa.insert(tenant_agents).values(
@@ -136,9 +167,18 @@ def _write_at_random(conn: Connection, rng: random.Random, rounds: int) -> None:
             conn.execute(
                 sa.update(tenant_agents).where(tenant_agents.c.id == target).values(**change)
             )
-        elif action < 0.9 and activations:
+        elif action < 0.85 and activations:
             target = rng.choice(activations)
             conn.execute(sa.delete(tenant_agents).where(tenant_agents.c.id == target))
+        elif action < 0.93 and users:
+            target = rng.choice(users)
+            if rng.random() < 0.6:
+                status = rng.choice(USER_STATUSES)
+                conn.execute(
+                    sa.update(tenant_users).where(tenant_users.c.id == target).values(status=status)
+                )
+            else:
+                conn.execute(sa.delete(tenant_users).where(tenant_users.c.id == target))
         else:  # a tenant with its activations (ON DELETE CASCADE)
             conn.execute(sa.delete(tenants).where(tenants.c.id == rng.choice(ids)))
 
@@ -149,9 +189,9 @@ def test_running_counts_follow_every_write(database: Engine) -> None:
         with database.begin() as conn:
             _write_at_random(conn, rng, 40)
         with database.connect() as conn:
-            kept, deployed = _counted(conn)
-            assert kept, "the writes left tenants"
-            assert (kept, deployed) == _from_rows(conn)
+            counted = _counted(conn)
+            assert counted[0] and counted[2], "the writes left tenants with active rows"
+            assert counted == _from_rows(conn)
 
     # a write rolled back leaves the counts as they were
     with database.connect() as conn:
@@ -165,7 +205,7 @@ def test_running_counts_follow_every_write(database: Engine) -> None:
     # emptying the tables (TRUNCATE on PostgreSQL, DELETE on SQLite) empties the counts
     truncate_data(database)
     with database.connect() as conn:
-        assert _counted(conn) == ({}, {})
+        assert _counted(conn) == ({}, {}, {})
 
 
 def _paying_at(conn: Connection, instant: datetime) -> Decimal:

@@ -401,13 +401,14 @@ DASHBOARD_TABLES = (
 
 
 # -- running counts kept by the database itself ------------------------------------------
-# Triggers of migration 0008 (on PostgreSQL and SQLite alike) keep these in step with every
-# write to ``tenants`` and ``tenant_agents``, in the writing transaction, whoever writes: the
-# staff figures read a few dozen rows here instead of grouping every tenant (billing by plan and
-# segment, tenant counts) and every activation (active deployments per agent) on each request
-# (profiled: 0.74 and 0.44 ms of PostgreSQL per request over 2,000 tenants). Rows are never
-# removed (a count back at 0 stays); emptying ``tenants`` or ``tenant_agents`` empties them.
-# Not in ``demo.DATA_TABLES``: deleting the rows they count is what empties them.
+# Triggers of migrations 0008 and 0009 (on PostgreSQL and SQLite alike) keep these in step with
+# every write to ``tenants``, ``tenant_agents`` and ``tenant_users``, in the writing transaction,
+# whoever writes: the staff figures read a few dozen rows here instead of grouping every tenant
+# (billing by plan and segment, tenant counts) and every activation (active deployments per
+# agent) on each request (profiled: 0.74 and 0.44 ms of PostgreSQL per request over 2,000
+# tenants). Rows are never removed (a count back at 0 stays); emptying a counted table empties
+# (or zeroes) its counts. Not in ``demo.DATA_TABLES``: deleting the rows they count is what
+# empties them.
 tenant_totals = sa.Table(
     "tenant_totals",
     metadata,
@@ -417,6 +418,17 @@ tenant_totals = sa.Table(
     sa.Column("churned", sa.Boolean(), primary_key=True),  # churned_at IS NOT NULL
     sa.Column("tenants", sa.BigInteger(), nullable=False),
     sa.Column("mrr_cents", sa.BigInteger(), nullable=False),  # sum of mrr_estimate x 100
+)
+
+# Each tenant's active activations and active users (migration 0009's triggers on
+# ``tenant_agents`` and ``tenant_users``), for the staff tenant list: a tenant without a row
+# has none. No foreign key: a deleted tenant's row is left at 0 by its cascaded deletions.
+tenant_counts = sa.Table(
+    "tenant_counts",
+    metadata,
+    sa.Column("tenant_id", UUIDType, primary_key=True),
+    sa.Column("active_agents", sa.BigInteger(), nullable=False),
+    sa.Column("active_users", sa.BigInteger(), nullable=False),
 )
 
 agent_deployments = sa.Table(
