@@ -71,12 +71,20 @@ def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+WARM_UP_REQUESTS = 12  # per route, each on a new connection
+
+
 def _check(server: Server, path: str, headers: dict[str, str], expect_cache: str | None) -> None:
-    """One request before measuring: it must succeed (and warm the cache when it is on)."""
-    with httpx.Client(timeout=30) as client:
-        response = client.get(server.url(path), headers=headers)
+    """Requests before measuring, each on a new connection so that every worker answers some
+    (the kernel spreads connections over the workers' sockets): they must succeed, and they
+    warm what a worker builds on a route's first requests (its statements compiled and
+    prepared), and the cache when it is on. With a single request only one worker was warm,
+    and the other paused the requests queued on it to build them during the measurement."""
+    for _ in range(WARM_UP_REQUESTS):
+        response = httpx.get(server.url(path), headers=headers, timeout=30)
         if response.status_code != 200:
             raise SystemExit(f"{path}: {response.status_code} {response.text[:300]}")
+    with httpx.Client(timeout=30) as client:
         if expect_cache is not None:
             response = client.get(server.url(path), headers=headers)
             state = response.headers.get("x-cache")

@@ -81,3 +81,22 @@ def test_numbers_are_grouped_per_language() -> None:
     assert i18n.format_number("pt-BR", None) == "—"
     assert i18n.format_brl("pt-BR", 2565.031) == "R$ 2.565,03"
     assert i18n.format_percent("en", 97.15) == "97.2%"
+
+
+def test_templates_are_compiled_when_the_app_starts_outside_development() -> None:
+    from types import SimpleNamespace
+
+    from fastapi import FastAPI
+
+    from alquimista_ops.web.setup import install_web
+
+    names = templates.env.list_templates(extensions=["html"])
+    for development, compiled in ((True, False), (False, True)):
+        assert templates.env.cache is not None
+        templates.env.cache.clear()
+        app = FastAPI()
+        app.state.runtime = SimpleNamespace(settings=SimpleNamespace(is_development=development))
+        install_web(app)
+        cached = {key[1] for key in templates.env.cache}
+        assert (set(names) <= cached) is compiled, cached
+    assert "company/usage.html" in names and "base.html" in names
