@@ -100,3 +100,34 @@ def test_templates_are_compiled_when_the_app_starts_outside_development() -> Non
         cached = {key[1] for key in templates.env.cache}
         assert (set(names) <= cached) is compiled, cached
     assert "company/usage.html" in names and "base.html" in names
+
+
+def test_tenant_rows_escape_every_value() -> None:
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+    from typing import cast
+
+    from alquimista_ops.web.company_pages import tenant_rows
+    from alquimista_ops.web.session import PageContext
+
+    hostile = "<script>alert('x')</script>&"
+    row = {
+        "id": '1"><img>',
+        "name": hostile,
+        "cnpj": hostile,
+        "segment": hostile,
+        "plan": "starter",
+        "status": hostile,
+        "mrr_estimate": 1234.5,
+        "created_at": datetime(2026, 11, 29, tzinfo=UTC),
+        "active_agents": 2,
+        "active_users": 1000,
+        "requests_last_30_days": 1234567,
+    }
+    html = str(tenant_rows(cast(PageContext, SimpleNamespace(lang="pt-BR")), [row]))
+    assert "<script" not in html and "<img" not in html
+    # name, CNPJ, segment (an unknown key shows as itself), and the badge's class and label
+    assert html.count("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;") == 5
+    assert 'href="/company/tenants/1&#34;&gt;&lt;img&gt;"' in html
+    for shown in ("R$ 1.234,50", "29/11/2026", "2 / 1.000", "1.234.567", "Starter"):
+        assert shown in html, shown

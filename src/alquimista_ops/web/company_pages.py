@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from markupsafe import Markup, escape
 from sqlalchemy.engine import Connection
 
 from alquimista_ops.billing import service as billing_service
@@ -27,7 +28,7 @@ from alquimista_ops.incidents import service as incidents_service
 from alquimista_ops.tenants import internal_service
 from alquimista_ops.usage import overview as usage_overview_service
 from alquimista_ops.web import i18n
-from alquimista_ops.web.pages import page_context, render, tenant_scope
+from alquimista_ops.web.pages import badge, page_context, render, tenant_scope
 from alquimista_ops.web.session import PageContext, PageRefused, finish
 
 router = APIRouter(include_in_schema=False)
@@ -281,6 +282,7 @@ async def tenants_page(request: Request, runtime: RuntimeDep) -> Response:
         "company/tenants.html",
         status_code=400 if error else 200,
         data=data,
+        rows=tenant_rows(ctx, data["tenants"]),
         state=state,
         page=page,
         error=error,
@@ -291,6 +293,36 @@ async def tenants_page(request: Request, runtime: RuntimeDep) -> Response:
         plans=PLANS,
         segments=SEGMENTS,
     )
+
+
+def tenant_rows(ctx: PageContext, tenants: list[dict[str, Any]]) -> Markup:
+    """The tenant list's table rows, every value escaped. Built here rather than by the
+    template: one autoescaped expression and helper call per cell was half of the page's CPU
+    (profiled, 25 rows), and the list shows up to 100."""
+    lang = ctx.lang
+
+    def t(key: str) -> str:
+        return i18n.translate(lang, key)
+
+    def num(value: Any) -> str:
+        return i18n.format_number(lang, value)
+
+    html = []
+    for row in tenants:
+        html.append(
+            f'<tr><th scope="row"><a href="/company/tenants/{escape(row["id"])}">'
+            f"{escape(row['name'])}</a></th>"
+            f'<td class="nowrap">{escape(row["cnpj"])}</td>'
+            f"<td>{escape(t('segment.' + str(row['segment'])))}</td>"
+            f"<td>{escape(t('plan.' + str(row['plan'])))}</td>"
+            f"<td>{badge(t, row['status'])}</td>"
+            f'<td class="num nowrap">{escape(i18n.format_brl(lang, row["mrr_estimate"]))}</td>'
+            f'<td class="nowrap">{escape(i18n.format_date(lang, row["created_at"]))}</td>'
+            f'<td class="num nowrap">{escape(num(row["active_agents"]))} / '
+            f"{escape(num(row['active_users']))}</td>"
+            f'<td class="num">{escape(num(row["requests_last_30_days"]))}</td></tr>'
+        )
+    return Markup("\n".join(html))
 
 
 # -- /company/tenants/{id}: detail with tabs -------------------------------------------------------
