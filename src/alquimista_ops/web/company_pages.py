@@ -297,8 +297,8 @@ async def tenants_page(request: Request, runtime: RuntimeDep) -> Response:
 
 def tenant_rows(ctx: PageContext, tenants: list[dict[str, Any]]) -> Markup:
     """The tenant list's table rows, every value escaped. Built here rather than by the
-    template: one autoescaped expression and helper call per cell was half of the page's CPU
-    (profiled, 25 rows), and the list shows up to 100."""
+    template, which spent one autoescaped expression and helper call per cell (the page's CPU
+    in-process: 2.13 -> 1.95 ms with 25 rows, 4.75 -> 3.83 ms with 100)."""
     lang = ctx.lang
 
     def t(key: str) -> str:
