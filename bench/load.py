@@ -79,7 +79,7 @@ def _check(server: Server, path: str, headers: dict[str, str], expect_cache: str
     (the kernel spreads connections over the workers' sockets): they must succeed, and they
     warm what a worker builds on a route's first requests (its statements compiled and
     prepared), and the cache when it is on. With a single request only one worker was warm,
-    and the other paused the requests queued on it to build them during the measurement."""
+    and the other built them during the measurement."""
     for _ in range(WARM_UP_REQUESTS):
         response = httpx.get(server.url(path), headers=headers, timeout=30)
         if response.status_code != 200:
