@@ -127,7 +127,9 @@ class TenantScope:
     principal: Principal
 
 
-def _requested_tenant(principal: Principal, requested: uuid.UUID | None) -> uuid.UUID:
+def requested_tenant(principal: Principal, requested: uuid.UUID | None) -> uuid.UUID:
+    """The tenant ``principal`` asks to read (its own, or ``requested`` for staff), before its
+    status is known: raises for a tenant it may not ask for."""
     if principal.is_internal:
         if requested is None:
             raise ValidationFailed(
@@ -141,7 +143,12 @@ def _requested_tenant(principal: Principal, requested: uuid.UUID | None) -> uuid
     return principal.tenant_id
 
 
-def _scope_of(principal: Principal, tenant_id: uuid.UUID, status: str | None) -> TenantScope:
+def checked_tenant_scope(
+    principal: Principal, tenant_id: uuid.UUID, status: str | None
+) -> TenantScope:
+    """The scope of a ``requested_tenant`` whose status is ``status`` (None: no such tenant,
+    e.g. read by the caller from the tenant's row on the same connection): raises for an
+    unknown or suspended tenant."""
     if status is None:
         if principal.is_internal:
             raise NotFound(f"Tenant {tenant_id} not found", details={"field": "tenant_id"})
@@ -166,23 +173,8 @@ def tenant_status(conn: Connection, tenant_id: uuid.UUID) -> str | None:
 def resolve_tenant_scope(
     conn: Connection, principal: Principal, requested: uuid.UUID | None
 ) -> TenantScope:
-    tenant_id = _requested_tenant(principal, requested)
-    return _scope_of(principal, tenant_id, tenant_status(conn, tenant_id))
-
-
-def requested_tenant(principal: Principal, requested: uuid.UUID | None) -> uuid.UUID:
-    """The tenant ``principal`` asks to read (its own, or ``requested`` for staff), before its
-    status is known: raises as ``resolve_tenant_scope`` does for a tenant it may not ask for."""
-    return _requested_tenant(principal, requested)
-
-
-def checked_tenant_scope(
-    principal: Principal, tenant_id: uuid.UUID, status: str | None
-) -> TenantScope:
-    """``resolve_tenant_scope`` for a ``requested_tenant`` whose status the caller read itself
-    (from the tenant's row, on the same connection): raises for an unknown or suspended tenant
-    exactly as it does."""
-    return _scope_of(principal, tenant_id, status)
+    tenant_id = requested_tenant(principal, requested)
+    return checked_tenant_scope(principal, tenant_id, tenant_status(conn, tenant_id))
 
 
 async def cached_tenant_status(cache: Cache, engine: Engine, tenant_id: uuid.UUID) -> str | None:
@@ -267,7 +259,7 @@ def _after_status_check(
     scope: TenantScope, compute: Callable[[Connection], Mapping[str, Any]]
 ) -> Callable[[Connection], Mapping[str, Any]]:
     def checked(conn: Connection) -> Mapping[str, Any]:
-        _scope_of(scope.principal, scope.tenant_id, tenant_status(conn, scope.tenant_id))
+        checked_tenant_scope(scope.principal, scope.tenant_id, tenant_status(conn, scope.tenant_id))
         return compute(conn)
 
     return checked
@@ -283,7 +275,7 @@ async def get_tenant_read(
 ) -> TenantRead:
     principal = await authenticate(request)
     runtime: Runtime = request.app.state.runtime
-    requested = _requested_tenant(principal, tenant_id)
+    requested = requested_tenant(principal, tenant_id)
     request.state.tenant_id = str(requested)  # for the access log (see get_principal)
     if runtime.cache.backend is None:
         # The cache is off: the status is read on the answer's own connection (one read
@@ -291,7 +283,7 @@ async def get_tenant_read(
         scope = _scope(principal, requested)
         return TenantRead(principal, runtime.engine, runtime.cache, scope, status_checked=False)
     status = await cached_tenant_status(runtime.cache, runtime.engine, requested)
-    scope = _scope_of(principal, requested, status)
+    scope = checked_tenant_scope(principal, requested, status)
     return TenantRead(principal, runtime.engine, runtime.cache, scope)
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection
 
 from alquimista_ops.auth.deps import TenantScope
 from alquimista_ops.core.errors import NotFound
+from alquimista_ops.core.numbers import rate, weighted_avg
 from alquimista_ops.core.params import Period
 from alquimista_ops.usage import queries
 
@@ -37,17 +38,12 @@ def figures(
     """``measures`` of the six sums in the order of ``usage.queries`` (positional: cheaper
     per row than attribute access)."""
     total = int(total_requests)
-    if total:  # ``core.numbers.rate`` and ``weighted_avg``, inline: this runs for every day
-        success_rate = round(float(successful_requests or 0) * 100.0 / total, 2)
-        avg_response = round(float(weighted_response_ms or 0) / total, 2)
-    else:
-        success_rate = avg_response = 0.0
     return {
         "total_requests": total,
         "successful_requests": int(successful_requests),
         "failed_requests": int(failed_requests),
-        "success_rate": success_rate,
-        "avg_response_time_ms": avg_response,
+        "success_rate": rate(successful_requests, total),
+        "avg_response_time_ms": weighted_avg(weighted_response_ms, total),
         "total_tokens": int(total_tokens),
         "total_cost_usd": round(float(total_cost_usd), 6),
     }
