@@ -278,3 +278,103 @@ def test_every_read_route_answers_the_same_with_and_without_fast_reads(
     for stmt in (_TENANT_STATUS, ACTIVE_BY_PLAN_AND_SEGMENT, PERIOD_RANKINGS, PLATFORM_DAYS):
         assert isinstance(fastread._plans.get(stmt), fastread._Plan)
     assert fastread.planned_statements() >= max(before, 10)
+
+
+def test_prefetch_answers_each_statement_as_it_would_run_alone(
+    settings: Settings, engine: Engine, demo_data: SeedReport
+) -> None:
+    params = {"not_status": "inactive", "before": datetime(2100, 1, 1, tzinfo=UTC)}
+    nobody = {"tenant_id": uuid.uuid4()}
+    calls: list[fastread.Call] = [
+        (TYPED, params),  # many ordered rows, every column type
+        (DETAILS, {"limit": 5}),  # JSON
+        (ONE_TENANT, nobody),  # no row
+        (DIVIDE, {"by": 2}),  # one row, no table
+    ]
+
+    def read(conn: Connection) -> dict[str, Any]:
+        for stmt, values in calls:  # planned: the batch takes planned statements only
+            twice(conn, stmt, values).all()
+        fastread.prefetch(conn, calls)
+        waiting = conn.unused_prefetches() if isinstance(conn, fastread.FastReads) else None
+        answers = [conn.execute(stmt, values).all() for stmt, values in calls]
+        other = conn.execute(TYPED, {**params, "not_status": "active"}).all()  # not prefetched
+        left = conn.unused_prefetches() if isinstance(conn, fastread.FastReads) else None
+        return {"waiting": waiting, "answers": answers, "other": other, "left": left}
+
+    fast = on_event_loop(settings, engine, read)
+    plain = on_event_loop(settings, engine, read, fast=False)
+    assert (fast["waiting"], fast["left"]) == (len(calls), 0)  # one batch, all taken
+    assert plain["waiting"] is None  # SQLAlchemy's connection: prefetch does nothing
+    assert fast["answers"] == plain["answers"] and fast["other"] == plain["other"]
+    rows, details, none, divided = fast["answers"]
+    assert len(rows) > 5 and details and none == [] and divided[0].q == Decimal("0.5")
+    assert [row.name for row in rows] == sorted(row.name for row in rows)  # order kept
+    for got, seen in zip(rows[0], plain["answers"][0][0], strict=True):
+        assert type(got) is type(seen)
+    assert isinstance(details[0].details, dict | list)
+    assert rows[0]._mapping == plain["answers"][0][0]._mapping
+    with engine.connect() as conn:  # psycopg, where prefetch does nothing either
+        fastread.prefetch(conn, calls)
+        assert conn.execute(TYPED, params).all() == rows
+
+
+def test_a_failed_prefetch_leaves_each_statement_to_run_alone(
+    settings: Settings, engine: Engine, demo_data: SeedReport
+) -> None:
+    home = {"tenant_id": demo_data.demo_tenant_id}
+
+    def read(conn: Connection) -> tuple[int, Any, Any, Any]:
+        twice(conn, ONE_TENANT, home)
+        twice(conn, DIVIDE, {"by": 2})
+        fastread.prefetch(conn, [(ONE_TENANT, home), (DIVIDE, {"by": 0})])
+        waiting = conn.unused_prefetches()  # type: ignore[attr-defined]
+        name = conn.execute(ONE_TENANT, home).scalar_one()
+        try:
+            conn.execute(DIVIDE, {"by": 0})
+            error = None
+        except DBAPIError as exc:
+            error = exc
+        return waiting, name, error, conn.execute(DIVIDE, {"by": 4}).scalar()
+
+    waiting, name, error, after = on_event_loop(settings, engine, read)
+    assert waiting == 0  # PostgreSQL refused the batch: nothing was kept from it
+    with engine.connect() as conn:
+        assert name == conn.execute(ONE_TENANT, home).scalar_one()
+    assert isinstance(error, DBAPIError) and "division by zero" in str(error)
+    assert after == Decimal("0.25")
+
+
+def test_pages_answer_the_same_with_one_round_trip(
+    clients: dict[str, TestClient], demo_data: SeedReport, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The pages that prefetch their statements: the same HTML as through SQLAlchemy, and
+    every prefetched answer is taken (no warning)."""
+    home = demo_data.demo_tenant_id
+    runtime = clients["fast"].app.state.runtime  # type: ignore[attr-defined]
+    cookies = {"opdash_csrf": "fixed-csrf-token-for-comparison"}
+    pages = [
+        ("INTERNAL_ADMIN", None, path)
+        for path in ("/company", "/company?period=7d", "/company?period=90d")
+    ] + [("INTERNAL_SUPPORT", None, "/company")]
+    caplog.set_level("WARNING", logger="alquimista_ops.core.deps")
+    for _ in range(2):  # the second round runs on planned statements
+        for group, tenant, path in pages:
+            session = {**cookies, "opdash_session": issue_token(runtime, group, tenant)}
+            answers = []
+            for name in ("fast", "sqlalchemy"):
+                clients[name].cookies.clear()
+                for key, value in session.items():
+                    clients[name].cookies.set(key, value)
+                answers.append(clients[name].get(path))
+                clients[name].cookies.clear()
+            fast, slow = answers
+            assert fast.status_code == slow.status_code == 200, (path, fast.text[:300])
+            assert fast.text == slow.text, (group, path)
+    assert home is not None
+    assert not [r for r in caplog.records if "prefetched" in r.getMessage()]
+    from alquimista_ops.usage.overview_queries import PLATFORM_DAYS
+
+    plan = fastread._plans.get(PLATFORM_DAYS)
+    assert isinstance(plan, fastread._Plan)
+    assert any(plan.sql in key for key in fastread._batches)  # it ran in a batch

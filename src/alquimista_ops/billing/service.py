@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from alquimista_ops.billing import queries
+from alquimista_ops.core.fastread import Call
 from alquimista_ops.core.numbers import money
 from alquimista_ops.core.params import Period
 from alquimista_ops.core.schema import SEGMENTS
@@ -35,9 +36,21 @@ def _share(part: Decimal, whole: Decimal) -> float:
     return round(float(part) * 100.0 / float(whole), 2) if whole else 0.0
 
 
+def _bounds(period: Period) -> tuple[datetime, datetime]:
+    return _midnight(period.start), _midnight(period.end + timedelta(days=1))
+
+
+def billing_overview_calls(period: Period) -> list[Call]:
+    """The statements ``billing_overview`` runs, for ``core.fastread.prefetch``."""
+    start, end = _bounds(period)
+    return [
+        queries.active_by_plan_and_segment_call(start),
+        queries.movements_by_day_call(start, end),
+    ]
+
+
 def billing_overview(conn: Connection, period: Period) -> dict[str, Any]:
-    start = _midnight(period.start)
-    end = _midnight(period.end + timedelta(days=1))
+    start, end = _bounds(period)
     rows = queries.active_by_plan_and_segment(conn, start)
     base_mrr = _from_cents(rows[0].base_cents) if rows else Decimal(0)
     # plan -> [tenants, mrr] in the plans' order; segment -> [tenants, mrr]

@@ -21,6 +21,7 @@ pool, and the others wait on the event loop without holding anything.
 from __future__ import annotations
 
 import asyncio
+import logging
 import weakref
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -37,6 +38,8 @@ from alquimista_ops.core.db import create_async_read_engine, read_concurrency
 from alquimista_ops.core.fastread import FastReads
 from alquimista_ops.core.runtime import Runtime
 from alquimista_ops.core.settings import Settings
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -242,7 +245,12 @@ async def read_db(engine: Engine, fn: Callable[[Connection], T], *, other_io: bo
 
 def _fast_reads(conn: Connection, fn: Callable[[Connection], T]) -> T:
     """``fn`` on ``conn`` with its prebuilt statements run straight on asyncpg."""
-    return fn(cast(Connection, FastReads(conn)))
+    reads = FastReads(conn)
+    result = fn(cast(Connection, reads))
+    unused = reads.unused_prefetches()
+    if unused:  # a route listed statements (or parameters) its services did not run
+        log.warning("prefetched statements not run", extra={"statements": unused})
+    return result
 
 
 @asynccontextmanager

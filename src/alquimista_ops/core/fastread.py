@@ -22,12 +22,14 @@ always did.
 from __future__ import annotations
 
 import collections
+import re
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple, cast
 
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import MultipleResultsFound, NoResultFound
+from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.selectable import CompoundSelect, Select
 from sqlalchemy.util import await_only
 
@@ -195,15 +197,86 @@ class FastResult:
         return FastResult([row._mapping for row in self._rows])
 
 
+Call = tuple[Executable, Mapping[str, Any]]  # a statement and its parameters
+_PARAMETER = re.compile(r"\$(\d+)")
+_batches: dict[tuple[str, ...], str] = {}  # the parts' SQL -> the batch's SQL
+
+
+def _renumber(sql: str, offset: int) -> str:
+    """``sql`` with its parameters ``$n`` as ``$(n + offset)``."""
+    return _PARAMETER.sub(lambda match: f"${int(match.group(1)) + offset}", sql)
+
+
+def _batch_sql(plans: Sequence[_Plan]) -> str | None:
+    """One statement answering every plan: a column per plan, the array of its rows as
+    anonymous records (asyncpg decodes each field with its own type's codec). None when a
+    plan's SQL has a ``$n`` that is not one of its parameters (renumbering would break it)."""
+    key = tuple(plan.sql for plan in plans)
+    sql = _batches.get(key)
+    if sql is None:
+        parts, offset = [], 0
+        for plan in plans:
+            numbers = {int(n) for n in _PARAMETER.findall(plan.sql)}
+            if numbers != set(range(1, len(plan.binds) + 1)):
+                return None
+            renumbered = _renumber(plan.sql, offset)
+            # the subquery's order is the array's: a subquery scan keeps its input's order
+            parts.append(f"ARRAY(SELECT ROW(q.*) FROM ({renumbered}) AS q)")
+            offset += len(plan.binds)
+        sql = _batches[key] = "SELECT " + ", ".join(parts)
+    return sql
+
+
+def prefetch(conn: Connection, calls: Sequence[Call]) -> None:
+    """Run ``calls`` in one round trip where ``conn`` is an event-loop read's (``FastReads``);
+    the same statement with the same parameters then answers from those rows, once. Elsewhere
+    (SQLite, psycopg, fast reads off) nothing happens and each statement runs when executed.
+    A route that knows the statements of its services lists them here (each query module's
+    ``*_call`` builders give the statement and parameters its query function runs)."""
+    if isinstance(conn, FastReads):
+        conn.prefetch(calls)
+
+
 class FastReads:
     """The ``Connection`` of an event-loop read (see the module docstring); runs inside
     SQLAlchemy's ``run_sync`` greenlet, so it can wait on asyncpg's coroutines."""
 
-    __slots__ = ("_conn", "_driver")
+    __slots__ = ("_conn", "_driver", "_ready")
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
         self._driver: Any = conn.connection.driver_connection  # the asyncpg connection
+        self._ready: list[tuple[Any, Mapping[str, Any], FastResult]] = []
+
+    def prefetch(self, calls: Sequence[Call]) -> None:
+        """See ``prefetch``. A statement not planned yet (first run, or not eligible) or
+        whose arguments are missing is left out; any failure leaves them all out (each then
+        runs on its own, and raises its own error)."""
+        dialect = self._conn.dialect
+        batch: list[tuple[tuple[Planned, Mapping[str, Any]], _Plan, list[Any]]] = []
+        for stmt, params in calls:
+            if not isinstance(stmt, Select | CompoundSelect):
+                continue
+            plan = _plan(stmt, dialect)
+            args = None if plan is None else plan.args(params)
+            if plan is not None and args is not None:
+                batch.append(((stmt, params), plan, args))
+        if len(batch) < 2:
+            return
+        try:
+            for (stmt, _params), plan, _args in batch:
+                if plan.row_type is None and not plan.describe(self._driver, dialect):
+                    _plans[stmt] = None
+                    return
+            sql = _batch_sql([plan for _call, plan, _args in batch])
+            if sql is None:
+                return
+            values = [value for _call, _plan, args in batch for value in args]
+            record = await_only(self._driver.fetchrow(sql, *values))
+        except Exception:
+            return  # each statement runs on its own
+        for ((stmt, params), plan, _args), records in zip(batch, record, strict=True):
+            self._ready.append((stmt, params, FastResult(plan.rows(records))))
 
     @property
     def dialect(self) -> Dialect:
@@ -212,7 +285,17 @@ class FastReads:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._conn, name)
 
+    def unused_prefetches(self) -> int:
+        """Prefetched answers no statement took (the route's list and its services differ:
+        a wasted part of the round trip, never a wrong answer)."""
+        return len(self._ready)
+
     def execute(self, stmt: Any, parameters: Any = None, **kw: Any) -> Any:
+        if self._ready and not kw:
+            for index, (ready, params, result) in enumerate(self._ready):
+                if ready is stmt and params == (parameters or {}):
+                    del self._ready[index]
+                    return result
         plan = None
         if not kw and isinstance(stmt, Select | CompoundSelect):
             plan = _plan(stmt, self._conn.dialect)

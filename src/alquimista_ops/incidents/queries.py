@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from alquimista_ops.core.fastread import Call
 from alquimista_ops.core.schema import INCIDENT_SEVERITIES, tenants
 from alquimista_ops.core.schema import operational_events as ev
 from alquimista_ops.core.types import UTCDateTime, UUIDType, kind_column, typed_null
@@ -153,7 +154,11 @@ OPEN_COUNTERS = sa.select(
 def open_incident_counters(conn: Connection) -> Any:
     """The platform's open incidents and how many of them are critical (``open``,
     ``critical_open``), counted on the partial index of the open incidents."""
-    return conn.execute(OPEN_COUNTERS).one()
+    return conn.execute(*open_incident_counters_call()).one()
+
+
+def open_incident_counters_call() -> Call:
+    return OPEN_COUNTERS, {}
 
 
 @cache
@@ -176,6 +181,10 @@ def _recent_all_tenants_stmt(status: str) -> sa.Select[Any]:
     )
 
 
+def recent_incidents_all_tenants_call(status: str, limit: int) -> Call:
+    return _recent_all_tenants_stmt(_status(status)), {"limit": limit}
+
+
 def recent_incidents_all_tenants(conn: Connection, status: str, limit: int) -> list[Any]:
     """The latest incidents of every tenant (and of the platform), with the tenant's name."""
-    return list(conn.execute(_recent_all_tenants_stmt(_status(status)), {"limit": limit}))
+    return list(conn.execute(*recent_incidents_all_tenants_call(status, limit)))

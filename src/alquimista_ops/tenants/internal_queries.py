@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from alquimista_ops.core.fastread import Call
 from alquimista_ops.core.schema import (
     agents,
     plans,
@@ -373,16 +374,22 @@ TENANTS_CREATED_IN_TWO_RANGES = sa.select(
 )
 
 
-def tenants_created_in(
-    conn: Connection, current: tuple[datetime, datetime], previous: tuple[datetime, datetime]
-) -> tuple[int, int]:
-    """How many tenants were created in each of two [start, end) ranges (the staff landing's
-    "new tenants" of a period and of the one before), in one pass."""
+def tenants_created_in_call(
+    current: tuple[datetime, datetime], previous: tuple[datetime, datetime]
+) -> Call:
     params = {
         "start": current[0],
         "end": current[1],
         "prev_start": previous[0],
         "prev_end": previous[1],
     }
-    row = conn.execute(TENANTS_CREATED_IN_TWO_RANGES, params).one()
+    return TENANTS_CREATED_IN_TWO_RANGES, params
+
+
+def tenants_created_in(
+    conn: Connection, current: tuple[datetime, datetime], previous: tuple[datetime, datetime]
+) -> tuple[int, int]:
+    """How many tenants were created in each of two [start, end) ranges (the staff landing's
+    "new tenants" of a period and of the one before), in one pass."""
+    row = conn.execute(*tenants_created_in_call(current, previous)).one()
     return int(row.current), int(row.previous)

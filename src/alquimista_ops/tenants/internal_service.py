@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection
 
 from alquimista_ops.core.clock import utctoday
 from alquimista_ops.core.errors import NotFound
+from alquimista_ops.core.fastread import Call
 from alquimista_ops.core.numbers import rate, weighted_avg
 from alquimista_ops.core.params import Page, Period
 from alquimista_ops.core.search import SearchTerm
@@ -169,6 +170,10 @@ def tenant_agents(conn: Connection, tenant_id: uuid.UUID) -> dict[str, Any]:
             }
         )
     return {"tenant_id": tenant_id, "agents": result}
+
+
+def new_tenants_calls(period: Period, previous: Period) -> list[Call]:
+    return [queries.tenants_created_in_call(_utc_range(period), _utc_range(previous))]
 
 
 def new_tenants(conn: Connection, period: Period, previous: Period) -> tuple[int, int]:

@@ -11,9 +11,19 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from alquimista_ops.core.fastread import Call
 from alquimista_ops.core.params import Period
 from alquimista_ops.usage import overview_queries as queries
 from alquimista_ops.usage.service import ZERO_MEASURES, figures, measures
+
+
+def usage_overview_calls(period: Period) -> list[Call]:
+    """The statements ``usage_overview`` runs (but for the rankings' fallback), for
+    ``core.fastread.prefetch``."""
+    return [
+        queries.platform_days_call(period.start, period.end),
+        queries.period_rankings_call(period.start, period.end),
+    ]
 
 
 def usage_overview(conn: Connection, period: Period) -> dict[str, Any]:
@@ -82,6 +92,10 @@ def usage_overview(conn: Connection, period: Period) -> dict[str, Any]:
 
 def _as_date(value: Any) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+def platform_summary_calls(period: Period) -> list[Call]:
+    return [queries.platform_summary_call(period.start, period.end)]
 
 
 def platform_summary(conn: Connection, period: Period) -> dict[str, Any]:

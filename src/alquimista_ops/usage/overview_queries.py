@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from alquimista_ops.core.fastread import Call
 from alquimista_ops.core.schema import (
     agent_deployments,
     agent_usage_totals,
@@ -60,8 +61,12 @@ PLATFORM_SUMMARY = sa.select(*_measures(platform_usage_totals)).where(
 )
 
 
+def platform_summary_call(start: date, end: date) -> Call:
+    return PLATFORM_SUMMARY, {"start": start, "end": end}
+
+
 def platform_summary(conn: Connection, start: date, end: date) -> Any:
-    return conn.execute(PLATFORM_SUMMARY, {"start": start, "end": end}).one()
+    return conn.execute(*platform_summary_call(start, end)).one()
 
 
 _SUMMARY, _DAY = 0, 1
@@ -107,10 +112,14 @@ PLATFORM_DAYS = _platform_days()
 DAY_MEASURES = 5  # a platform day's columns: kind, two counts, date, tenants_with_usage, measures
 
 
+def platform_days_call(start: date, end: date) -> Call:
+    return PLATFORM_DAYS, {"start": start, "end": end}
+
+
 def platform_days(conn: Connection, start: date, end: date) -> tuple[Any, Sequence[Any]]:
     """(the summary row: tenant counts and the period's platform measures, the days with
     platform totals in the period) in one round trip."""
-    rows = conn.execute(PLATFORM_DAYS, {"start": start, "end": end}).all()
+    rows = conn.execute(*platform_days_call(start, end)).all()
     return rows[0], rows[1:]
 
 
@@ -262,12 +271,16 @@ def _period_rankings() -> sa.Select[Any]:
 PERIOD_RANKINGS = _period_rankings()
 
 
+def period_rankings_call(start: date, end: date) -> Call:
+    return PERIOD_RANKINGS, {"start": start, "end": end}
+
+
 def period_rankings(
     conn: Connection, start: date, end: date
 ) -> tuple[Sequence[Any], int, Sequence[Any], int] | None:
     """(top tenants, tenants with usage, top agents, active deployments) of ``start`` .. ``end``
     from the stored rankings, in one round trip; None when the period has none stored."""
-    rows = conn.execute(PERIOD_RANKINGS, {"start": start, "end": end}).all()
+    rows = conn.execute(*period_rankings_call(start, end)).all()
     if not rows:
         return None
     first = rows[0]

@@ -19,6 +19,7 @@ from alquimista_ops.commands.model import CommandQuery
 from alquimista_ops.commands.runtime_hooks import store_for
 from alquimista_ops.core.deps import RuntimeDep, read_db
 from alquimista_ops.core.errors import NotFound, ValidationFailed
+from alquimista_ops.core.fastread import prefetch
 from alquimista_ops.core.params import Page, Period, resolve_period
 from alquimista_ops.core.runtime import Runtime
 from alquimista_ops.core.schema import PLANS, SEGMENTS
@@ -171,6 +172,15 @@ async def company_overview(request: Request, runtime: RuntimeDep) -> Response:
     is_admin = ctx.principal.is_internal_admin
 
     def read(conn: Connection) -> tuple[Any, ...]:
+        calls = [
+            *usage_overview_service.usage_overview_calls(period),
+            *usage_overview_service.platform_summary_calls(previous),
+            *internal_service.new_tenants_calls(period, previous),
+            *(billing_service.billing_overview_calls(period) if is_admin else []),
+            incident_queries.recent_incidents_all_tenants_call("all", LANDING_INCIDENTS),
+            incident_queries.open_incident_counters_call(),
+        ]
+        prefetch(conn, calls)  # one round trip instead of eight
         return (
             usage_overview_service.usage_overview(conn, period),
             usage_overview_service.platform_summary(conn, previous),
