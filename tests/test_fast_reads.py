@@ -222,7 +222,10 @@ def clients(var_dir: Path, pg_database: str, engine: Engine) -> Iterator[dict[st
 
 
 def test_every_read_route_answers_the_same_with_and_without_fast_reads(
-    clients: dict[str, TestClient], demo_data: SeedReport, engine: Engine
+    clients: dict[str, TestClient],
+    demo_data: SeedReport,
+    engine: Engine,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     home = demo_data.demo_tenant_id
     assert home is not None
@@ -257,6 +260,7 @@ def test_every_read_route_answers_the_same_with_and_without_fast_reads(
         )
     ]
     before = fastread.planned_statements()
+    caplog.set_level("WARNING", logger="alquimista_ops.core.deps")
     with engine.begin() as conn:  # a suspended tenant: its reads answer 403 on both paths
         conn.execute(tenants.update().where(tenants.c.id == suspended).values(status="suspended"))
     try:
@@ -270,6 +274,7 @@ def test_every_read_route_answers_the_same_with_and_without_fast_reads(
     finally:
         with engine.begin() as conn:
             conn.execute(tenants.update().where(tenants.c.id == suspended).values(status=status))
+    assert not [r for r in caplog.records if "prefetched" in r.getMessage()]
     # the answers did come from it: the routes' own statements are planned
     from alquimista_ops.auth.deps import _TENANT_STATUS
     from alquimista_ops.billing.queries import ACTIVE_BY_PLAN_AND_SEGMENT
@@ -355,8 +360,21 @@ def test_pages_answer_the_same_with_one_round_trip(
     cookies = {"opdash_csrf": "fixed-csrf-token-for-comparison"}
     pages = [
         ("INTERNAL_ADMIN", None, path)
-        for path in ("/company", "/company?period=7d", "/company?period=90d")
-    ] + [("INTERNAL_SUPPORT", None, "/company")]
+        for path in (
+            "/company",
+            "/company?period=7d",
+            "/company?period=90d",
+            f"/company/tenants/{home}",
+            f"/company/tenants/{home}?tab=agents",
+            "/company/usage?period=90d",
+            "/company/billing?period=7d",
+        )
+    ] + [
+        ("INTERNAL_SUPPORT", None, "/company"),
+        ("TENANT_ADMIN", home, "/dashboard"),
+        ("TENANT_USER", home, "/dashboard?period=7d"),
+        ("INTERNAL_SUPPORT", None, f"/dashboard?tenant_id={home}"),
+    ]
     caplog.set_level("WARNING", logger="alquimista_ops.core.deps")
     for _ in range(2):  # the second round runs on planned statements
         for group, tenant, path in pages:

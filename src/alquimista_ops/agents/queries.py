@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from alquimista_ops.core.fastread import Call
 from alquimista_ops.core.schema import agents, tenant_agents
 from alquimista_ops.usage.queries import agent_usage_subquery
 
@@ -48,7 +49,13 @@ def tenant_agents_with_usage(
 ) -> list[Any]:
     """The tenant's agents (optionally of one status) by display name, each with its usage
     over ``start..end`` (the usage columns are NULL for an agent without usage then)."""
+    return list(conn.execute(*tenant_agents_with_usage_call(tenant_id, status, start, end)))
+
+
+def tenant_agents_with_usage_call(
+    tenant_id: uuid.UUID, status: str | None, start: date, end: date
+) -> Call:
     params: dict[str, Any] = {"tid": tenant_id, "start": start, "end": end}
     if status is not None:
         params["status"] = status
-    return list(conn.execute(_agents_with_usage_stmt(status is not None), params))
+    return _agents_with_usage_stmt(status is not None), params

@@ -255,8 +255,8 @@ class FastReads:
         dialect = self._conn.dialect
         batch: list[tuple[tuple[Planned, Mapping[str, Any]], _Plan, list[Any]]] = []
         for stmt, params in calls:
-            if not isinstance(stmt, Select | CompoundSelect):
-                continue
+            if not isinstance(stmt, Select | CompoundSelect) or self._is_ready(stmt, params):
+                continue  # not batchable; or already prefetched (a caller listed it too)
             plan = _plan(stmt, dialect)
             args = None if plan is None else plan.args(params)
             if plan is not None and args is not None:
@@ -284,6 +284,9 @@ class FastReads:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._conn, name)
+
+    def _is_ready(self, stmt: Any, params: Mapping[str, Any]) -> bool:
+        return any(ready is stmt and got == params for ready, got, _result in self._ready)
 
     def unused_prefetches(self) -> int:
         """Prefetched answers no statement took (the route's list and its services differ:

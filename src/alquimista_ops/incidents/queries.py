@@ -67,9 +67,13 @@ RECENT_FOR_TENANT = (
 )
 
 
+def recent_tenant_incidents_call(tenant_id: uuid.UUID, limit: int) -> Call:
+    return RECENT_FOR_TENANT, {"tid": tenant_id, "limit": limit}
+
+
 def recent_tenant_incidents(conn: Connection, tenant_id: uuid.UUID, limit: int) -> list[Any]:
     """The tenant's latest ``limit`` incidents (any status), latest first."""
-    return list(conn.execute(RECENT_FOR_TENANT, {"tid": tenant_id, "limit": limit}))
+    return list(conn.execute(*recent_tenant_incidents_call(tenant_id, limit)))
 
 
 # -- a tenant's incidents: one page, its total and the counters in one statement --------------

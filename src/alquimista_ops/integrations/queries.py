@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from alquimista_ops.core.fastread import Call
 from alquimista_ops.core.schema import tenant_integrations as ti
 
 PUBLIC_COLUMNS = (
@@ -42,10 +43,15 @@ def _integrations_stmt(by_status: bool, by_type: bool) -> sa.Select[Any]:
 def integration_rows(
     conn: Connection, tenant_id: uuid.UUID, status: str | None, integration_type: str | None
 ) -> list[Any]:
+    return list(conn.execute(*integration_rows_call(tenant_id, status, integration_type)))
+
+
+def integration_rows_call(
+    tenant_id: uuid.UUID, status: str | None, integration_type: str | None
+) -> Call:
     params: dict[str, Any] = {"tid": tenant_id}
     if status is not None:
         params["status"] = status
     if integration_type is not None:
         params["type"] = integration_type
-    stmt = _integrations_stmt(status is not None, integration_type is not None)
-    return list(conn.execute(stmt, params))
+    return _integrations_stmt(status is not None, integration_type is not None), params

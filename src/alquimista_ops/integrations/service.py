@@ -5,7 +5,15 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from alquimista_ops.auth.deps import TenantScope
+from alquimista_ops.core.fastread import Call
 from alquimista_ops.integrations import queries
+
+
+def tenant_integrations_calls(
+    scope: TenantScope, status: str | None, integration_type: str | None
+) -> list[Call]:
+    """The statements ``tenant_integrations`` runs, for ``core.fastread.prefetch``."""
+    return [queries.integration_rows_call(scope.tenant_id, status, integration_type)]
 
 
 def tenant_integrations(

@@ -249,15 +249,16 @@ def tenant_with_usage_windows(conn: Connection, tenant_id: uuid.UUID, today: dat
     """``tenant_row`` plus the requests of the last 7 and 30 days and the 30-day
     success/latency figures (``requests_7``, ``requests_30``, ``successful_30``,
     ``weighted_ms_30``), in one round trip."""
-    return conn.execute(
-        TENANT_WITH_WINDOWS,
-        {
-            "tenant_id": tenant_id,
-            "since_7": date.fromordinal(today.toordinal() - 6),
-            "since_30": date.fromordinal(today.toordinal() - 29),
-            "today": today,
-        },
-    ).first()
+    return conn.execute(*tenant_with_usage_windows_call(tenant_id, today)).first()
+
+
+def tenant_with_usage_windows_call(tenant_id: uuid.UUID, today: date) -> Call:
+    return TENANT_WITH_WINDOWS, {
+        "tenant_id": tenant_id,
+        "since_7": date.fromordinal(today.toordinal() - 6),
+        "since_30": date.fromordinal(today.toordinal() - 29),
+        "today": today,
+    }
 
 
 TENANT_USERS = (
@@ -276,8 +277,12 @@ TENANT_USERS = (
 )
 
 
+def tenant_users_of_call(tenant_id: uuid.UUID, limit: int) -> Call:
+    return TENANT_USERS, {"tenant_id": tenant_id, "limit": limit}
+
+
 def tenant_users_of(conn: Connection, tenant_id: uuid.UUID, limit: int) -> Sequence[Any]:
-    return conn.execute(TENANT_USERS, {"tenant_id": tenant_id, "limit": limit}).all()
+    return conn.execute(*tenant_users_of_call(tenant_id, limit)).all()
 
 
 TENANT_AGENTS = (
@@ -303,8 +308,12 @@ TENANT_AGENTS = (
 )
 
 
+def tenant_agents_of_call(tenant_id: uuid.UUID) -> Call:
+    return TENANT_AGENTS, {"tenant_id": tenant_id}
+
+
 def tenant_agents_of(conn: Connection, tenant_id: uuid.UUID) -> Sequence[Any]:
-    return conn.execute(TENANT_AGENTS, {"tenant_id": tenant_id}).all()
+    return conn.execute(*tenant_agents_of_call(tenant_id)).all()
 
 
 def _tenant_agents_with_usage() -> sa.Select[Any]:
@@ -356,8 +365,12 @@ TENANT_INTEGRATIONS = (
 )
 
 
+def tenant_integrations_of_call(tenant_id: uuid.UUID) -> Call:
+    return TENANT_INTEGRATIONS, {"tenant_id": tenant_id}
+
+
 def tenant_integrations_of(conn: Connection, tenant_id: uuid.UUID) -> Sequence[Any]:
-    return conn.execute(TENANT_INTEGRATIONS, {"tenant_id": tenant_id}).all()
+    return conn.execute(*tenant_integrations_of_call(tenant_id)).all()
 
 
 def _created_in(start: str, end: str) -> sa.ColumnElement[bool]:

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 
 from alquimista_ops.core.clock import utctoday
 from alquimista_ops.core.errors import NotFound
-from alquimista_ops.core.fastread import Call
+from alquimista_ops.core.fastread import Call, prefetch
 from alquimista_ops.core.numbers import rate, weighted_avg
 from alquimista_ops.core.params import Page, Period
 from alquimista_ops.core.search import SearchTerm
@@ -69,7 +69,18 @@ def list_tenants(
 
 
 def tenant_detail(conn: Connection, tenant_id: uuid.UUID) -> dict[str, Any]:
-    row = queries.tenant_with_usage_windows(conn, tenant_id, utctoday())
+    today = utctoday()
+    prefetch(  # the five statements in one round trip (server reads)
+        conn,
+        [
+            queries.tenant_with_usage_windows_call(tenant_id, today),
+            incident_queries.recent_tenant_incidents_call(tenant_id, RECENT_INCIDENTS),
+            queries.tenant_users_of_call(tenant_id, MAX_DETAIL_USERS),
+            queries.tenant_agents_of_call(tenant_id),
+            queries.tenant_integrations_of_call(tenant_id),
+        ],
+    )
+    row = queries.tenant_with_usage_windows(conn, tenant_id, today)
     if row is None:
         raise NotFound(f"Tenant {tenant_id} not found", details={"field": "tenant_id"})
     incidents = incident_queries.recent_tenant_incidents(conn, tenant_id, RECENT_INCIDENTS)

@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from alquimista_ops.core.fastread import Call
 from alquimista_ops.core.schema import (
     plans,
     tenant_agents,
@@ -59,4 +60,8 @@ _TENANT_OVERVIEW = (
 def tenant_overview(conn: Connection, tenant_id: uuid.UUID, since: date) -> Any:
     """The tenant's row with its plan's limits, its active agents and users, and its requests
     since ``since``, in one round trip (None when the tenant does not exist)."""
-    return conn.execute(_TENANT_OVERVIEW, {"tenant_id": tenant_id, "since": since}).first()
+    return conn.execute(*tenant_overview_call(tenant_id, since)).first()
+
+
+def tenant_overview_call(tenant_id: uuid.UUID, since: date) -> Call:
+    return _TENANT_OVERVIEW, {"tenant_id": tenant_id, "since": since}

@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from alquimista_ops.core.fastread import Call
 from alquimista_ops.core.schema import agents, tenant_agents, tenant_usage_daily
 from alquimista_ops.core.types import (
     UUIDType,
@@ -131,6 +132,17 @@ def _report_stmt(by_agent: bool, with_agents: bool) -> sa.CompoundSelect:
     return report.order_by(c.kind, c.date, c.total_requests.desc(), c.name)
 
 
+def usage_report_call(
+    tenant_id: uuid.UUID,
+    start: date,
+    end: date,
+    agent_id: uuid.UUID | None,
+    *,
+    with_agents: bool = True,
+) -> Call:
+    return _report_stmt(agent_id is not None, with_agents), _params(tenant_id, start, end, agent_id)
+
+
 def usage_report(
     conn: Connection,
     tenant_id: uuid.UUID,
@@ -144,7 +156,7 @@ def usage_report(
     (by date) and, unless ``with_agents`` is false, one per agent (most requests first),
     optionally of one agent only."""
     rows = conn.execute(
-        _report_stmt(agent_id is not None, with_agents), _params(tenant_id, start, end, agent_id)
+        *usage_report_call(tenant_id, start, end, agent_id, with_agents=with_agents)
     ).all()
     summary = rows[0]
     days = [row for row in rows if row.kind == DAY]

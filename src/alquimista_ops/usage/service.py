@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection
 
 from alquimista_ops.auth.deps import TenantScope
 from alquimista_ops.core.errors import NotFound
+from alquimista_ops.core.fastread import Call
 from alquimista_ops.core.numbers import rate, weighted_avg
 from alquimista_ops.core.params import Period
 from alquimista_ops.usage import queries
@@ -66,6 +67,16 @@ ZERO_MEASURES: Mapping[str, Any] = MappingProxyType(
 def _ensure_tenant_agent(conn: Connection, tenant_id: uuid.UUID, agent_id: uuid.UUID) -> None:
     if not queries.tenant_has_agent(conn, tenant_id, agent_id):
         raise NotFound(f"Agent {agent_id} not found for this tenant", details={"field": "agent_id"})
+
+
+def tenant_usage_calls(scope: TenantScope, period: Period, *, with_agents: bool) -> list[Call]:
+    """The statements ``tenant_usage`` runs for all of a tenant's agents (no ``agent_id``),
+    for ``core.fastread.prefetch``."""
+    return [
+        queries.usage_report_call(
+            scope.tenant_id, period.start, period.end, None, with_agents=with_agents
+        )
+    ]
 
 
 def tenant_usage(

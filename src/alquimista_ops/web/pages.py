@@ -37,6 +37,7 @@ from alquimista_ops.auth.deps import (
 from alquimista_ops.auth.principal import Principal
 from alquimista_ops.core.deps import RuntimeDep, read_db
 from alquimista_ops.core.errors import AppError, Forbidden, NotFound
+from alquimista_ops.core.fastread import prefetch
 from alquimista_ops.core.params import Page, resolve_period
 from alquimista_ops.core.runtime import Runtime
 from alquimista_ops.incidents import service as incidents_service
@@ -363,6 +364,15 @@ async def tenant_overview(
     window = resolve_period(period, None, None)
 
     def read(conn: Connection, scope: TenantScope) -> dict[str, Any]:
+        prefetch(  # the page's four statements in one round trip (server reads)
+            conn,
+            [
+                *tenants_service.tenant_me_calls(scope),
+                *usage_service.tenant_usage_calls(scope, window, with_agents=False),
+                *agents_service.tenant_agents_calls(scope, "all"),
+                *integrations_service.tenant_integrations_calls(scope, None, None),
+            ],
+        )
         try:
             tenant = tenants_service.tenant_me(conn, scope)
         except NotFound:  # no such tenant: refused by the scope check (status None)
