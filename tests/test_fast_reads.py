@@ -374,6 +374,10 @@ def test_pages_answer_the_same_with_one_round_trip(
         ("TENANT_ADMIN", home, "/dashboard"),
         ("TENANT_USER", home, "/dashboard?period=7d"),
         ("INTERNAL_SUPPORT", None, f"/dashboard?tenant_id={home}"),
+        ("TENANT_USER", home, "/dashboard/agents?status=active"),
+        ("TENANT_ADMIN", home, "/dashboard/usage?period=90d"),
+        ("TENANT_ADMIN", home, "/dashboard/integrations"),
+        ("INTERNAL_ADMIN", None, f"/dashboard/usage?tenant_id={home}"),
     ]
     caplog.set_level("WARNING", logger="alquimista_ops.core.deps")
     for _ in range(2):  # the second round runs on planned statements

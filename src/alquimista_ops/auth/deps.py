@@ -25,6 +25,7 @@ from alquimista_ops.auth.principal import Principal
 from alquimista_ops.core.cache import Cache, CacheKey, tenant_scope
 from alquimista_ops.core.deps import read_db
 from alquimista_ops.core.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
+from alquimista_ops.core.fastread import Call
 from alquimista_ops.core.http_cache import cached_json_async, cached_value
 from alquimista_ops.core.logging import tenant_id_var, user_sub_var
 from alquimista_ops.core.runtime import Runtime
@@ -166,8 +167,12 @@ def _scope(principal: Principal, tenant_id: uuid.UUID) -> TenantScope:
 _TENANT_STATUS = sa.select(tenants.c.status).where(tenants.c.id == sa.bindparam("tenant_id"))
 
 
+def tenant_status_call(tenant_id: uuid.UUID) -> Call:
+    return _TENANT_STATUS, {"tenant_id": tenant_id}
+
+
 def tenant_status(conn: Connection, tenant_id: uuid.UUID) -> str | None:
-    return conn.execute(_TENANT_STATUS, {"tenant_id": tenant_id}).scalar_one_or_none()
+    return conn.execute(*tenant_status_call(tenant_id)).scalar_one_or_none()
 
 
 def resolve_tenant_scope(

@@ -33,11 +33,12 @@ from alquimista_ops.auth.deps import (
     checked_tenant_scope,
     requested_tenant,
     resolve_tenant_scope,
+    tenant_status_call,
 )
 from alquimista_ops.auth.principal import Principal
 from alquimista_ops.core.deps import RuntimeDep, read_db
 from alquimista_ops.core.errors import AppError, Forbidden, NotFound
-from alquimista_ops.core.fastread import prefetch
+from alquimista_ops.core.fastread import Call, prefetch
 from alquimista_ops.core.params import Page, resolve_period
 from alquimista_ops.core.runtime import Runtime
 from alquimista_ops.incidents import service as incidents_service
@@ -332,15 +333,22 @@ async def _tenant_page(
     tenant_id: uuid.UUID | None,
     read: Callable[[Connection, TenantScope], T],
     status_of: Callable[[T], str | None] | None = None,
+    calls: Callable[[TenantScope], list[Call]] | None = None,
 ) -> tuple[PageContext, T]:
     """The page's context and ``read(conn, scope)``, the tenant scope resolved on the same
     connection. ``status_of``: the read also reads the tenant's row, and this gives its status
     (None for no row), which is then checked instead of being read by a statement of its own
-    (one round trip fewer); what was read is shown only once the check passed."""
+    (one round trip fewer); what was read is shown only once the check passed. ``calls``: the
+    statements ``read`` runs, prefetched with the status in one round trip (server reads)."""
     ctx = await page_context(request, runtime)
 
     def page_data(conn: Connection) -> tuple[TenantScope, T]:
         if status_of is None:
+            if calls is not None:
+                with _refused_as_page():
+                    requested = requested_tenant(ctx.principal, tenant_id)
+                unchecked = TenantScope(tenant_id=requested, principal=ctx.principal)
+                prefetch(conn, [tenant_status_call(requested), *calls(unchecked)])
             scope = tenant_scope(conn, ctx.principal, tenant_id)
             return scope, read(conn, scope)
         with _refused_as_page():
@@ -408,6 +416,7 @@ async def tenant_agents_page(
         runtime,
         tenant_id,
         lambda conn, scope: agents_service.tenant_agents(conn, scope, status)["agents"],
+        calls=lambda scope: agents_service.tenant_agents_calls(scope, status),
     )
     return finish(request, render(ctx, "tenant/agents.html", agents=agents, status=status), runtime)
 
@@ -428,7 +437,13 @@ async def tenant_usage_page(
             raise PageRefused(404, "error.not_found")
         return agents, usage_service.tenant_usage(conn, scope, window, agent_id)
 
-    ctx, (agents, usage) = await _tenant_page(request, runtime, tenant_id, read)
+    def calls(scope: TenantScope) -> list[Call]:
+        agents = agents_service.tenant_agents_calls(scope, "all")
+        if agent_id is not None:  # one agent's usage: checked first, then read
+            return agents
+        return [*agents, *usage_service.tenant_usage_calls(scope, window, with_agents=True)]
+
+    ctx, (agents, usage) = await _tenant_page(request, runtime, tenant_id, read, calls=calls)
     return finish(
         request,
         render(
@@ -449,6 +464,7 @@ async def tenant_integrations_page(
         lambda conn, scope: integrations_service.tenant_integrations(conn, scope, None, None)[
             "integrations"
         ],
+        calls=lambda scope: integrations_service.tenant_integrations_calls(scope, None, None),
     )
     return finish(request, render(ctx, "tenant/integrations.html", integrations=items), runtime)
 
