@@ -19,12 +19,15 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, MultipleResultsFound, NoResultFound, StatementError
 
 from alquimista_ops.app import create_app
+from alquimista_ops.auth.deps import _TENANT_STATUS
+from alquimista_ops.billing.queries import ACTIVE_BY_PLAN_AND_SEGMENT, MOVEMENTS_BY_DAY
 from alquimista_ops.core import deps, fastread
 from alquimista_ops.core.runtime import build_runtime
 from alquimista_ops.core.schema import operational_events, tenants
 from alquimista_ops.core.settings import Settings
 from alquimista_ops.core.types import utc_date
 from alquimista_ops.demo.seed import SeedReport
+from alquimista_ops.usage.overview_queries import PERIOD_RANKINGS, PLATFORM_DAYS
 from tests.conftest import SEED_TODAY, auth, issue_token, make_settings
 
 T = TypeVar("T")
@@ -275,10 +278,12 @@ def test_every_read_route_answers_the_same_with_and_without_fast_reads(
         with engine.begin() as conn:
             conn.execute(tenants.update().where(tenants.c.id == suspended).values(status=status))
     assert not [r for r in caplog.records if "prefetched" in r.getMessage()]
+    for pair in ((PLATFORM_DAYS, PERIOD_RANKINGS), (ACTIVE_BY_PLAN_AND_SEGMENT, MOVEMENTS_BY_DAY)):
+        plans = [fastread._plans.get(stmt) for stmt in pair]  # each overview: one batch
+        assert tuple(plan.sql for plan in plans if isinstance(plan, fastread._Plan)) in (
+            fastread._batches
+        )
     # the answers did come from it: the routes' own statements are planned
-    from alquimista_ops.auth.deps import _TENANT_STATUS
-    from alquimista_ops.billing.queries import ACTIVE_BY_PLAN_AND_SEGMENT
-    from alquimista_ops.usage.overview_queries import PERIOD_RANKINGS, PLATFORM_DAYS
 
     for stmt in (_TENANT_STATUS, ACTIVE_BY_PLAN_AND_SEGMENT, PERIOD_RANKINGS, PLATFORM_DAYS):
         assert isinstance(fastread._plans.get(stmt), fastread._Plan)
@@ -395,8 +400,6 @@ def test_pages_answer_the_same_with_one_round_trip(
             assert fast.text == slow.text, (group, path)
     assert home is not None
     assert not [r for r in caplog.records if "prefetched" in r.getMessage()]
-    from alquimista_ops.usage.overview_queries import PLATFORM_DAYS
-
     plan = fastread._plans.get(PLATFORM_DAYS)
     assert isinstance(plan, fastread._Plan)
     assert any(plan.sql in key for key in fastread._batches)  # it ran in a batch

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from alquimista_ops.billing import queries
-from alquimista_ops.core.fastread import Call
+from alquimista_ops.core.fastread import Call, prefetch
 from alquimista_ops.core.numbers import money
 from alquimista_ops.core.params import Period
 from alquimista_ops.core.schema import SEGMENTS
@@ -50,6 +50,7 @@ def billing_overview_calls(period: Period) -> list[Call]:
 
 
 def billing_overview(conn: Connection, period: Period) -> dict[str, Any]:
+    prefetch(conn, billing_overview_calls(period))
     start, end = _bounds(period)
     rows = queries.active_by_plan_and_segment(conn, start)
     base_mrr = _from_cents(rows[0].base_cents) if rows else Decimal(0)

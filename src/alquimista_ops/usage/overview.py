@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from alquimista_ops.core.fastread import Call
+from alquimista_ops.core.fastread import Call, prefetch
 from alquimista_ops.core.params import Period
 from alquimista_ops.usage import overview_queries as queries
 from alquimista_ops.usage.service import ZERO_MEASURES, figures, measures
@@ -27,6 +27,7 @@ def usage_overview_calls(period: Period) -> list[Call]:
 
 
 def usage_overview(conn: Connection, period: Period) -> dict[str, Any]:
+    prefetch(conn, usage_overview_calls(period))
     counts, days = queries.platform_days(conn, period.start, period.end)
     summary = measures(counts)
     stored = queries.period_rankings(conn, period.start, period.end)
