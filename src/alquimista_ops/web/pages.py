@@ -117,6 +117,20 @@ templates = Jinja2Templates(
 router = APIRouter(include_in_schema=False)
 
 
+def html_text(value: Any) -> str:
+    """``str(value)`` escaped for HTML: the same characters as ``markupsafe.escape``, as a
+    plain string (no ``Markup`` object per value: a table row built in Python escapes a
+    dozen)."""
+    return (
+        str(value)
+        .replace("&", "&amp;")
+        .replace(">", "&gt;")
+        .replace("<", "&lt;")
+        .replace("'", "&#39;")
+        .replace('"', "&#34;")
+    )
+
+
 def badge(t: Callable[..., str], status: Any) -> Markup:
     """A status badge with its translated label (the status itself when it has none)."""
     key = f"status.{status}"
