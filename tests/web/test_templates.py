@@ -140,3 +140,54 @@ def test_html_text_escapes_as_markupsafe_does() -> None:
 
     for value in ('<a href="x">\'&amp;</a>', "São Paulo & Cia.", "", 42, None, "ação\n\t<>"):
         assert html_text(value) == str(escape(value)), value
+
+
+def test_landing_rows_escape_every_value() -> None:
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+    from typing import cast
+
+    from alquimista_ops.web.company_pages import landing_rows
+    from alquimista_ops.web.session import PageContext
+
+    hostile = "<script>alert('x')</script>&"
+    usage = {
+        "top_tenants": [
+            {
+                "tenant_id": '1"><img>',
+                "name": hostile,
+                "plan": hostile,
+                "total_requests": 1234567,
+                "success_rate": 99.5,
+            }
+        ],
+        "top_agents": [{"display_name": hostile, "total_requests": 10, "success_rate": 50.0}],
+    }
+    when = datetime(2026, 11, 29, 13, 5, tzinfo=UTC)
+    incidents = [
+        SimpleNamespace(
+            tenant_id='2"><img>',
+            tenant_name=hostile,
+            severity=hostile,
+            title=hostile,
+            created_at=when,
+            resolved_at=None,
+        ),
+        SimpleNamespace(
+            tenant_id=None,
+            tenant_name=None,
+            severity="critical",
+            title="ok",
+            created_at=when,
+            resolved_at=when,
+        ),
+    ]
+    rows = landing_rows(cast(PageContext, SimpleNamespace(lang="pt-BR")), usage, incidents)
+    html = "".join(str(part) for part in rows.values())
+    assert "<script" not in html and "<img" not in html
+    # tenant name and plan, agent, incident badge class and label, title, tenant name
+    assert html.count("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;") == 7
+    assert 'href="/company/tenants/1&#34;&gt;&lt;img&gt;"' in html
+    assert 'href="/company/tenants/2&#34;&gt;&lt;img&gt;?tab=incidents"' in html
+    for shown in ("1.234.567", "99,5%", "29/11/2026 13:05 UTC", "Plataforma", "Resolvido"):
+        assert shown in html, shown

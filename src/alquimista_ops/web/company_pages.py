@@ -29,7 +29,14 @@ from alquimista_ops.incidents import service as incidents_service
 from alquimista_ops.tenants import internal_service
 from alquimista_ops.usage import overview as usage_overview_service
 from alquimista_ops.web import i18n
-from alquimista_ops.web.pages import badge, html_text, page_context, render, tenant_scope
+from alquimista_ops.web.pages import (
+    badge,
+    html_text,
+    page_context,
+    render,
+    severity,
+    tenant_scope,
+)
 from alquimista_ops.web.session import PageContext, PageRefused, finish
 
 router = APIRouter(include_in_schema=False)
@@ -227,8 +234,60 @@ async def company_overview(request: Request, runtime: RuntimeDep) -> Response:
         counters=counters,
         new_tenants=new_tenant_counts,
         success_by_day=success_by_day,
-        top=LANDING_TOP,
+        rows=landing_rows(ctx, usage, incidents),
     )
+
+
+def landing_rows(
+    ctx: PageContext, usage: dict[str, Any], incidents: list[Any]
+) -> dict[str, Markup]:
+    """The landing's three tables' rows (top tenants, top agents, latest incidents), built as
+    ``tenant_rows`` builds the tenant list's: they were a third of the page's rendering
+    (in-process, 469 us with them, 297 us without). Empty tables keep the template's row."""
+    lang = ctx.lang
+
+    def t(key: str) -> str:
+        return i18n.translate(lang, key)
+
+    def num(value: Any) -> str:
+        return i18n.format_number(lang, value)
+
+    def pct(value: Any) -> str:
+        return i18n.format_percent(lang, value)
+
+    tenants = [
+        f'<tr><td><a href="/company/tenants/{html_text(row["tenant_id"])}">'
+        f"{html_text(row['name'])}</a></td><td>{html_text(t('plan.' + str(row['plan'])))}</td>"
+        f'<td class="num">{num(row["total_requests"])}</td>'
+        f'<td class="num">{pct(row["success_rate"])}</td></tr>'
+        for row in usage["top_tenants"][:LANDING_TOP]
+    ]
+    agents = [
+        f"<tr><td>{html_text(row['display_name'])}</td>"
+        f'<td class="num">{num(row["total_requests"])}</td>'
+        f'<td class="num">{pct(row["success_rate"])}</td></tr>'
+        for row in usage["top_agents"][:LANDING_TOP]
+    ]
+    platform, resolved, still_open = (
+        html_text(t(key)) for key in ("ops.platform", "status.resolved", "status.open")
+    )
+    events = []
+    for i in incidents:
+        where = (
+            f'<a href="/company/tenants/{html_text(i.tenant_id)}?tab=incidents">'
+            f"{html_text(i.tenant_name)}</a>"
+            if i.tenant_id
+            else platform
+        )
+        events.append(
+            f"<tr><td>{severity(t, i.severity)}</td><td>{html_text(i.title)}</td>"
+            f"<td>{where}</td><td>{i18n.format_datetime(lang, i.created_at)}</td>"
+            f"<td>{resolved if i.resolved_at else still_open}</td></tr>"
+        )
+    return {
+        name: Markup("\n".join(html))
+        for name, html in (("tenants", tenants), ("agents", agents), ("incidents", events))
+    }
 
 
 # -- /company/tenants: list ----------------------------------------------------------------------
