@@ -1,6 +1,7 @@
-"""``tenant_totals``, ``agent_deployments`` (migration 0008's triggers) and ``tenant_counts``
-(0009's) stay equal to what they count, through any mix of writes, on PostgreSQL and SQLite; and
-the billing figures read from them equal the same figures computed from the tenants themselves."""
+"""``tenant_totals``, ``agent_deployments`` (migration 0008's triggers), ``tenant_counts``
+(0009's) and ``open_incidents`` (0010's) stay equal to what they count, through any mix of
+writes, on PostgreSQL and SQLite; and the billing figures read from them equal the same figures
+computed from the tenants themselves."""
 
 from __future__ import annotations
 
@@ -22,12 +23,16 @@ from alquimista_ops.core import migrate
 from alquimista_ops.core.db import create_db_engine
 from alquimista_ops.core.params import resolve_period
 from alquimista_ops.core.schema import (
+    INCIDENT_SEVERITIES,
     SEGMENTS,
+    SEVERITIES,
     TENANT_AGENT_STATUSES,
     TENANT_STATUSES,
     USER_STATUSES,
     agent_deployments,
     agents,
+    open_incidents,
+    operational_events,
     plans,
     tenant_agents,
     tenant_counts,
@@ -36,6 +41,7 @@ from alquimista_ops.core.schema import (
     tenants,
 )
 from alquimista_ops.demo import seed as demo
+from alquimista_ops.incidents import queries as incident_queries
 from tests.conftest import SEED_TODAY, make_settings, truncate_data
 
 NOW = datetime.combine(SEED_TODAY, datetime.min.time(), UTC)
@@ -246,3 +252,81 @@ def test_billing_figures_from_the_counts_equal_the_rows(database: Engine) -> Non
             )
             shown = {row["plan"]: row["tenants"] for row in figures["by_plan"] if row["tenants"]}
             assert shown == by_plan
+
+
+def _open_counted(conn: Connection) -> dict[str, int]:
+    return {r.severity: int(r.open) for r in conn.execute(sa.select(open_incidents)) if r.open}
+
+
+def _open_from_rows(conn: Connection) -> dict[str, int]:
+    e = operational_events
+    rows = conn.execute(
+        sa.select(e.c.severity, sa.func.count())
+        .where(e.c.severity.in_(INCIDENT_SEVERITIES), e.c.resolved_at.is_(None))
+        .group_by(e.c.severity)
+    )
+    return {severity: int(count) for severity, count in rows}
+
+
+def _write_events_at_random(conn: Connection, rng: random.Random, rounds: int) -> None:
+    e = operational_events
+    tenant_ids = [None, *conn.execute(sa.select(tenants.c.id)).scalars()]
+    for _ in range(rounds):
+        ids = list(conn.execute(sa.select(e.c.id)).scalars())
+        action = rng.random()
+        if action < 0.45 or not ids:
+            conn.execute(
+                sa.insert(e).values(
+                    id=uuid.uuid4(),
+                    event_type="incident",
+                    event_category="system",
+                    tenant_id=rng.choice(tenant_ids),
+                    severity=rng.choice(SEVERITIES),
+                    title="event",
+                    created_at=NOW,
+                    resolved_at=None if rng.random() < 0.6 else NOW,
+                )
+            )
+        elif action < 0.85:
+            changes: dict[str, Any] = rng.choice(
+                [
+                    {"resolved_at": NOW},
+                    {"resolved_at": None},
+                    {"severity": rng.choice(SEVERITIES)},
+                    {"title": "retitled only"},  # a column the counts do not depend on
+                ]
+            )
+            conn.execute(sa.update(e).where(e.c.id == rng.choice(ids)).values(**changes))
+        elif action < 0.95:
+            conn.execute(sa.delete(e).where(e.c.id == rng.choice(ids)))
+        elif len(tenant_ids) > 1:  # a tenant with its events (ON DELETE CASCADE)
+            gone = rng.choice(tenant_ids[1:])
+            conn.execute(sa.delete(tenants).where(tenants.c.id == gone))
+            tenant_ids.remove(gone)
+
+
+def test_open_incidents_follow_every_write(database: Engine) -> None:
+    rng = random.Random(10)
+    with database.begin() as conn:
+        _write_at_random(conn, rng, 30)  # some tenants for the events
+    for _batch in range(5):
+        with database.begin() as conn:
+            _write_events_at_random(conn, rng, 60)
+        with database.connect() as conn:
+            counted = _open_counted(conn)
+            assert counted, "the writes left open incidents"
+            assert counted == _open_from_rows(conn)
+            shown = incident_queries.open_incident_counters(conn)
+            assert shown.open == sum(counted.values())
+            assert shown.critical_open == counted.get("critical", 0)
+    with database.connect() as conn:
+        before = _open_counted(conn)
+    with database.connect() as conn, conn.begin() as transaction:
+        _write_events_at_random(conn, rng, 20)
+        transaction.rollback()
+    with database.connect() as conn:
+        assert _open_counted(conn) == before
+    truncate_data(database)
+    with database.connect() as conn:
+        assert _open_counted(conn) == {}
+        assert tuple(incident_queries.open_incident_counters(conn)) == (0, 0)

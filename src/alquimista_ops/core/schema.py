@@ -431,6 +431,15 @@ tenant_counts = sa.Table(
     sa.Column("active_users", sa.BigInteger(), nullable=False),
 )
 
+# open incidents (INCIDENT_SEVERITIES, resolved_at NULL) per severity, kept by the database's
+# triggers on operational_events (migration 0010)
+open_incidents = sa.Table(
+    "open_incidents",
+    metadata,
+    sa.Column("severity", sa.String(16), primary_key=True),
+    sa.Column("open", sa.BigInteger(), nullable=False),
+)
+
 agent_deployments = sa.Table(
     "agent_deployments",
     metadata,
