@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -189,6 +189,19 @@ def _write_at_random(conn: Connection, rng: random.Random, rounds: int) -> None:
             conn.execute(sa.delete(tenants).where(tenants.c.id == rng.choice(ids)))
 
 
+def _rollback_changes_nothing(
+    database: Engine, counted: Callable[[Connection], Any], write: Callable[[Connection], None]
+) -> None:
+    """A write rolled back leaves the counts as they were."""
+    with database.connect() as conn:
+        before = counted(conn)
+    with database.connect() as conn, conn.begin() as transaction:
+        write(conn)
+        transaction.rollback()
+    with database.connect() as conn:
+        assert counted(conn) == before
+
+
 def test_running_counts_follow_every_write(database: Engine) -> None:
     rng = random.Random(8)
     for _batch in range(6):
@@ -199,14 +212,7 @@ def test_running_counts_follow_every_write(database: Engine) -> None:
             assert counted[0] and counted[2], "the writes left tenants with active rows"
             assert counted == _from_rows(conn)
 
-    # a write rolled back leaves the counts as they were
-    with database.connect() as conn:
-        before = _counted(conn)
-    with database.connect() as conn, conn.begin() as transaction:
-        _write_at_random(conn, rng, 20)
-        transaction.rollback()
-    with database.connect() as conn:
-        assert _counted(conn) == before
+    _rollback_changes_nothing(database, _counted, lambda conn: _write_at_random(conn, rng, 20))
 
     # emptying the tables (TRUNCATE on PostgreSQL, DELETE on SQLite) empties the counts
     truncate_data(database)
@@ -319,13 +325,9 @@ def test_open_incidents_follow_every_write(database: Engine) -> None:
             shown = incident_queries.open_incident_counters(conn)
             assert shown.open == sum(counted.values())
             assert shown.critical_open == counted.get("critical", 0)
-    with database.connect() as conn:
-        before = _open_counted(conn)
-    with database.connect() as conn, conn.begin() as transaction:
-        _write_events_at_random(conn, rng, 20)
-        transaction.rollback()
-    with database.connect() as conn:
-        assert _open_counted(conn) == before
+    _rollback_changes_nothing(
+        database, _open_counted, lambda conn: _write_events_at_random(conn, rng, 20)
+    )
     truncate_data(database)
     with database.connect() as conn:
         assert _open_counted(conn) == {}
