@@ -24,6 +24,7 @@ from alquimista_ops.core.middleware import RequestContextMiddleware
 from alquimista_ops.core.openapi import install_openapi
 from alquimista_ops.core.ratelimit import RateLimitMiddleware
 from alquimista_ops.core.response_memo import ResponseMemoMiddleware
+from alquimista_ops.core.routing import skip_unreachable_routers
 from alquimista_ops.core.runtime import Runtime, build_runtime
 from alquimista_ops.core.settings import Settings, get_settings
 from alquimista_ops.incidents.api import router as incidents_router
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
         install_web(app)
     install_openapi(app)  # error responses and bearer security in the document
+    skip_unreachable_routers(app)  # a page's request no longer tries every API route
     app.add_middleware(ResponseMemoMiddleware)  # inside the rate limiter
     app.add_middleware(RateLimitMiddleware)  # inside CORS and the request context
     if settings.cors_origins:
