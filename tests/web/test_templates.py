@@ -191,3 +191,91 @@ def test_landing_rows_escape_every_value() -> None:
     assert 'href="/company/tenants/2&#34;&gt;&lt;img&gt;?tab=incidents"' in html
     for shown in ("1.234.567", "99,5%", "29/11/2026 13:05 UTC", "Plataforma", "Resolvido"):
         assert shown in html, shown
+
+
+# The macros ``chart``, ``period_form`` and ``trend_line`` were, before they became Python
+# functions (``web.pages``): the functions must give the same HTML.
+FORMER_MACROS = """
+{% macro chart(id, kind, payload, label) -%}
+<figure class="chart">
+  <canvas id="{{ id }}-canvas" data-chart="{{ kind }}" data-source="{{ id }}" role="img" aria-label="{{ label }}"></canvas>
+  <script type="application/json" id="{{ id }}">{{ payload | tojson }}</script>
+</figure>
+{%- endmacro %}
+{% macro period_form(t, period) -%}
+<form method="get" class="inline-form">
+  <label for="period">{{ t('usage.period') }}</label>
+  <select id="period" name="period" data-autosubmit>
+    {% for p in ['7d', '30d', '90d'] %}<option value="{{ p }}"{% if p == period %} selected{% endif %}>{{ t('usage.days', n=p[:-1]) }}</option>{% endfor %}
+  </select>
+  <noscript><button type="submit">{{ t('usage.apply') }}</button></noscript>
+</form>
+{%- endmacro %}
+{% macro trend_line(t, pct, tr, unit, good_when_up=True) -%}
+{% if tr.delta is none %}<p class="muted">{{ t('kpi.no_previous') }}</p>
+{% else %}
+{% set good = (tr.direction == 'up') == good_when_up %}
+<p class="muted"><span class="{{ 'trend-flat' if tr.direction == 'flat' else ('trend-up' if good else 'trend-down') }}"><span aria-hidden="true">{{ '▲' if tr.direction == 'up' else ('▼' if tr.direction == 'down' else '•') }}</span> {{ ('+' if tr.delta > 0 else '') ~ pct(tr.delta)[:-1] ~ unit }}</span> {{ t('kpi.vs_previous') }}</p>
+{% endif %}
+{%- endmacro %}
+"""  # noqa: E501
+
+
+def _squeezed(html: Any) -> str:
+    """``html`` with its whitespace runs as one space and none between tags."""
+    import re
+
+    return re.sub(r">\s+<", "><", re.sub(r"\s+", " ", str(html))).strip()
+
+
+def test_widgets_give_the_former_macros_html() -> None:
+    from alquimista_ops.web.company_pages import trend
+    from alquimista_ops.web.pages import chart, period_form, trend_line
+
+    former = templates.env.from_string(FORMER_MACROS).module  # the page environment's tojson
+    hostile = "</script><b x='1'>&amp;"
+
+    def hostile_t(key: str, **kw: Any) -> str:
+        return f"{hostile}{key}{kw}"
+
+    checked = 0
+    for lang in ("pt-BR", "en"):
+
+        def t(key: str, _lang: str = lang, **kw: Any) -> str:
+            return i18n.translate(_lang, key, **kw)
+
+        def pct(value: Any, _lang: str = lang) -> str:
+            return i18n.format_percent(_lang, value)
+
+        trends = [
+            trend(120, 100),
+            trend(80, 100),
+            trend(100, 100),
+            trend(5, 0),
+            trend(99.5, 97.25, points=True),
+            trend(97.25, 99.5, points=True),
+            {"delta": 3.5, "direction": "sideways", "previous": 1},
+        ]
+        for translate in (t, hostile_t):
+            for tr in trends:
+                for unit in ("%", " p.p.", hostile):
+                    for good_when_up in (True, False):
+                        got = trend_line(translate, pct, tr, unit, good_when_up=good_when_up)
+                        want = former.trend_line(translate, pct, tr, unit, good_when_up)
+                        assert _squeezed(got) == _squeezed(want), (tr, unit)
+                        checked += 1
+            for period in ("7d", "30d", "90d", "", hostile):
+                assert _squeezed(period_form(translate, period)) == _squeezed(
+                    former.period_form(translate, period)
+                ), period
+    payloads = [
+        {"labels": ["2026-11-01", hostile], "series": [{"label": hostile, "data": [1, 2.5, None]}]},
+        {"labels": [], "series": [], "money": "BRL"},
+        {"labels": ["São Paulo", "ação"], "series": [{"label": "é", "data": [0, -1]}]},
+    ]
+    for payload in payloads:
+        for names in (("usage-trend", "line", "Requests"), (hostile, hostile, hostile)):
+            got = chart(*names[:2], payload, names[2])
+            assert _squeezed(got) == _squeezed(former.chart(*names[:2], payload, names[2]))
+    assert "<b x=" not in str(chart(hostile, "line", payloads[0], hostile))
+    assert checked == 2 * 2 * 7 * 3 * 2
