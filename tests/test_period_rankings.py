@@ -193,6 +193,19 @@ def test_stored_and_ranked_on_read_agree_on_sqlite(
                     ranked = overview.usage_overview(conn, period)
             assert stored["top_tenants"], name
             assert stored == ranked, name
+            # the first ``top`` only (the staff landing shows five), stored or ranked on the read
+            with engine.connect() as conn:
+                first = overview.usage_overview(conn, period, 3)
+                with monkeypatch.context() as patch:
+                    patch.setattr(overview_queries, "period_rankings", lambda *_args: None)
+                    assert overview.usage_overview(conn, period, 3) == first, name
+            for ranking in ("top_tenants", "top_agents"):
+                assert len(stored[ranking]) > 3 and first[ranking] == stored[ranking][:3], name
+            assert {**first, "top_tenants": [], "top_agents": []} == {
+                **stored,
+                "top_tenants": [],
+                "top_agents": [],
+            }, name
         with engine.begin() as conn:  # the demo reset leaves no rankings of the data it drops
             demo.reset(conn)
         assert _snapshots(engine) == []

@@ -17,29 +17,27 @@ from alquimista_ops.usage import overview_queries as queries
 from alquimista_ops.usage.service import ZERO_MEASURES, figures, measures
 
 
-def usage_overview_calls(period: Period) -> list[Call]:
+def usage_overview_calls(period: Period, top: int = queries.TOP) -> list[Call]:
     """The statements ``usage_overview`` runs (but for the rankings' fallback), for
     ``core.fastread.prefetch``."""
     return [
         queries.platform_days_call(period.start, period.end),
-        queries.period_rankings_call(period.start, period.end),
+        queries.period_rankings_call(period.start, period.end, top),
     ]
 
 
-def usage_overview(conn: Connection, period: Period) -> dict[str, Any]:
-    prefetch(conn, usage_overview_calls(period))
+def usage_overview(conn: Connection, period: Period, top: int = queries.TOP) -> dict[str, Any]:
+    """The overview of ``period``, with the ``top`` (at most ``queries.TOP``) tenants and
+    agents of its rankings."""
+    prefetch(conn, usage_overview_calls(period, top))
     counts, days = queries.platform_days(conn, period.start, period.end)
     summary = measures(counts)
-    stored = queries.period_rankings(conn, period.start, period.end)
+    stored = queries.period_rankings(conn, period.start, period.end, top)
     if stored is not None:
         top_tenants, tenants_with_usage, top_agents, agents_deployed = stored
     else:  # not a standard period of today or tomorrow, or not refreshed since
-        top_tenants, tenants_with_usage = queries.top_tenants(
-            conn, period.start, period.end, queries.TOP
-        )
-        top_agents, agents_deployed = queries.top_agents(
-            conn, period.start, period.end, queries.TOP
-        )
+        top_tenants, tenants_with_usage = queries.top_tenants(conn, period.start, period.end, top)
+        top_agents, agents_deployed = queries.top_agents(conn, period.start, period.end, top)
     by_day = {_as_date(row.date): row for row in days}
     m = queries.DAY_MEASURES
     daily = []

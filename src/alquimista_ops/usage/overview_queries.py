@@ -229,11 +229,12 @@ def top_agents(conn: Connection, start: date, end: date, limit: int) -> tuple[li
 
 
 def _period_rankings() -> sa.Select[Any]:
-    """The stored rankings of ``:start`` .. ``:end`` (``usage_period_rankings``): tenants and
-    agents with their measures and position, each with its current name (and plan, segment and
-    status for a tenant; display name, category and active deployments for an agent); on every
-    row the period's tenants with usage and the platform's active deployments (of every agent).
-    One row with a null ``kind`` for a snapshot without rankings; no row without a snapshot."""
+    """The stored rankings of ``:start`` .. ``:end`` (``usage_period_rankings``), the first
+    ``:top`` of each: tenants and agents with their measures and position, each with its
+    current name (and plan, segment and status for a tenant; display name, category and active
+    deployments for an agent); on every row the period's tenants with usage and the platform's
+    active deployments (of every agent). One row with a null ``kind`` for a snapshot without
+    rankings; no row without a snapshot."""
     s, r = usage_period_snapshots, usage_period_rankings
     deployments = _active_deployments().cte("deployments")
     deployed = sa.select(bigint_or_zero(sa.func.sum(deployments.c.deployments))).scalar_subquery()
@@ -257,7 +258,11 @@ def _period_rankings() -> sa.Select[Any]:
         .select_from(
             s.outerjoin(
                 r,
-                sa.and_(r.c.period_start == s.c.period_start, r.c.period_end == s.c.period_end),
+                sa.and_(
+                    r.c.period_start == s.c.period_start,
+                    r.c.period_end == s.c.period_end,
+                    r.c.position <= sa.bindparam("top"),
+                ),
             )
             .outerjoin(tenants, tenants.c.id == r.c.tenant_id)
             .outerjoin(agents, agents.c.id == r.c.agent_id)
@@ -271,16 +276,17 @@ def _period_rankings() -> sa.Select[Any]:
 PERIOD_RANKINGS = _period_rankings()
 
 
-def period_rankings_call(start: date, end: date) -> Call:
-    return PERIOD_RANKINGS, {"start": start, "end": end}
+def period_rankings_call(start: date, end: date, top: int = TOP) -> Call:
+    return PERIOD_RANKINGS, {"start": start, "end": end, "top": top}
 
 
 def period_rankings(
-    conn: Connection, start: date, end: date
+    conn: Connection, start: date, end: date, top: int = TOP
 ) -> tuple[Sequence[Any], int, Sequence[Any], int] | None:
     """(top tenants, tenants with usage, top agents, active deployments) of ``start`` .. ``end``
-    from the stored rankings, in one round trip; None when the period has none stored."""
-    rows = conn.execute(*period_rankings_call(start, end)).all()
+    from the stored rankings (``top`` of each, at most ``TOP``: what is stored), in one round
+    trip; None when the period has none stored."""
+    rows = conn.execute(*period_rankings_call(start, end, top)).all()
     if not rows:
         return None
     first = rows[0]

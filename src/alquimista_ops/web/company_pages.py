@@ -180,7 +180,7 @@ async def company_overview(request: Request, runtime: RuntimeDep) -> Response:
 
     def read(conn: Connection) -> tuple[Any, ...]:
         calls = [
-            *usage_overview_service.usage_overview_calls(period),
+            *usage_overview_service.usage_overview_calls(period, LANDING_TOP),
             *usage_overview_service.platform_summary_calls(previous),
             *internal_service.new_tenants_calls(period, previous),
             *(billing_service.billing_overview_calls(period) if is_admin else []),
@@ -189,7 +189,7 @@ async def company_overview(request: Request, runtime: RuntimeDep) -> Response:
         ]
         prefetch(conn, calls)  # one round trip instead of eight
         return (
-            usage_overview_service.usage_overview(conn, period),
+            usage_overview_service.usage_overview(conn, period, LANDING_TOP),
             usage_overview_service.platform_summary(conn, previous),
             internal_service.new_tenants(conn, period, previous),
             billing_service.billing_overview(conn, period) if is_admin else None,
@@ -260,13 +260,13 @@ def landing_rows(
         f"{html_text(row['name'])}</a></td><td>{html_text(t('plan.' + str(row['plan'])))}</td>"
         f'<td class="num">{num(row["total_requests"])}</td>'
         f'<td class="num">{pct(row["success_rate"])}</td></tr>'
-        for row in usage["top_tenants"][:LANDING_TOP]
+        for row in usage["top_tenants"]
     ]
     agents = [
         f"<tr><td>{html_text(row['display_name'])}</td>"
         f'<td class="num">{num(row["total_requests"])}</td>'
         f'<td class="num">{pct(row["success_rate"])}</td></tr>'
-        for row in usage["top_agents"][:LANDING_TOP]
+        for row in usage["top_agents"]
     ]
     platform, resolved, still_open = (
         html_text(t(key)) for key in ("ops.platform", "status.resolved", "status.open")
