@@ -272,3 +272,31 @@ def test_usage_of_the_raw_days_equals_the_raw_requests(
     assert summary["successful_requests"] == raw.ok
     assert summary["failed_requests"] == raw.failed
     assert summary["total_tokens"] == raw.tokens
+
+
+def test_figures_ratios_are_core_numbers() -> None:
+    """``usage.service.figures`` writes ``core.numbers.rate`` and ``weighted_avg`` out: the
+    same floats for counts of every size, integer or decimal sums, and no requests."""
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from alquimista_ops.core.numbers import rate, weighted_avg
+    from alquimista_ops.usage.service import figures
+
+    counts = st.integers(min_value=0, max_value=10**12)
+    sums = st.one_of(
+        st.floats(min_value=0, max_value=1e15, allow_nan=False),
+        st.integers(min_value=0, max_value=10**15).map(Decimal),
+        st.none(),
+    )
+
+    @given(total=counts, share=st.floats(min_value=0, max_value=1), weighted=sums)
+    def check(total: int, share: float, weighted: Any) -> None:
+        successful = int(total * share)
+        got = figures(total, successful, total - successful, weighted, 7, 0.5)
+        assert got["success_rate"] == rate(successful, total)
+        assert got["avg_response_time_ms"] == weighted_avg(weighted, total)
+
+    check()
+    got = figures(0, 0, 0, None, 0, 0)
+    assert got["success_rate"] == got["avg_response_time_ms"] == 0.0

@@ -12,7 +12,6 @@ from sqlalchemy.engine import Connection
 from alquimista_ops.auth.deps import TenantScope
 from alquimista_ops.core.errors import NotFound
 from alquimista_ops.core.fastread import Call
-from alquimista_ops.core.numbers import rate, weighted_avg
 from alquimista_ops.core.params import Period
 from alquimista_ops.usage import queries
 
@@ -37,14 +36,21 @@ def figures(
     total_cost_usd: Any,
 ) -> dict[str, Any]:
     """``measures`` of the six sums in the order of ``usage.queries`` (positional: cheaper
-    per row than attribute access)."""
+    per row than attribute access). The ratios are ``core.numbers.rate`` and ``weighted_avg``
+    written out: a page computes this for every day and ranked row (same floats, tested)."""
     total = int(total_requests)
+    successful = int(successful_requests)
+    if total:
+        success_rate = round(successful * 100.0 / total, 2)
+        avg_response = round(float(weighted_response_ms or 0) / total, 2)
+    else:
+        success_rate = avg_response = 0.0
     return {
         "total_requests": total,
-        "successful_requests": int(successful_requests),
+        "successful_requests": successful,
         "failed_requests": int(failed_requests),
-        "success_rate": rate(successful_requests, total),
-        "avg_response_time_ms": weighted_avg(weighted_response_ms, total),
+        "success_rate": success_rate,
+        "avg_response_time_ms": avg_response,
         "total_tokens": int(total_tokens),
         "total_cost_usd": round(float(total_cost_usd), 6),
     }
