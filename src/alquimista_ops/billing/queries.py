@@ -94,9 +94,9 @@ def active_by_plan_and_segment(conn: Connection, start: datetime) -> Sequence[An
 
 
 def _movements_by_day() -> sa.Select[Any]:
-    """Per UTC day of [``:start``, ``:end``) with a movement, in day order: the MRR and number
-    of the paying tenants created that day (``new_mrr``, ``new_tenants``) and of those that
-    churned that day (``churned_mrr``, ``churned_tenants``)."""
+    """Per UTC day of [``:start``, ``:end``) with a movement, in day order: the MRR in cents
+    and number of the paying tenants created that day (``new_cents``, ``new_tenants``) and of
+    those that churned that day (``churned_cents``, ``churned_tenants``)."""
     instant = tenants.c.created_at.type
     start = sa.bindparam("start", type_=instant)
     end = sa.bindparam("end", type_=instant)
@@ -117,9 +117,9 @@ def _movements_by_day() -> sa.Select[Any]:
     return (
         sa.select(
             moves.c.day,
-            sa.func.sum(moves.c.new_mrr).label("new_mrr"),
+            _cents(sa.func.sum(moves.c.new_mrr)).label("new_cents"),
             sa.func.sum(moves.c.new).label("new_tenants"),
-            sa.func.sum(moves.c.churned_mrr).label("churned_mrr"),
+            _cents(sa.func.sum(moves.c.churned_mrr)).label("churned_cents"),
             sa.func.sum(1 - moves.c.new).label("churned_tenants"),
         )
         .group_by(moves.c.day)
@@ -135,5 +135,6 @@ def movements_by_day_call(start: datetime, end: datetime) -> Call:
 
 
 def movements_by_day(conn: Connection, start: datetime, end: datetime) -> Sequence[Any]:
-    """The MRR movements of [start, end) per UTC day: paying tenants created or churned."""
+    """The MRR movements of [start, end) per UTC day (in cents): paying tenants created or
+    churned."""
     return conn.execute(*movements_by_day_call(start, end)).all()

@@ -32,8 +32,11 @@ def _from_cents(cents: Any) -> Decimal:
     return Decimal(int(cents)).scaleb(-2)
 
 
-def _share(part: Decimal, whole: Decimal) -> float:
-    return round(float(part) * 100.0 / float(whole), 2) if whole else 0.0
+def _share(part_cents: int, whole_cents: int) -> float:
+    """``part`` in percent of ``whole``, from the floats of the two amounts."""
+    if not whole_cents:
+        return 0.0
+    return round((part_cents / 100) * 100.0 / (whole_cents / 100), 2)
 
 
 def _bounds(period: Period) -> tuple[datetime, datetime]:
@@ -50,74 +53,80 @@ def billing_overview_calls(period: Period) -> list[Call]:
 
 
 def billing_overview(conn: Connection, period: Period) -> dict[str, Any]:
+    """The overview of ``period``. Sums are kept in integer cents, as the queries give them
+    (``cents / 100`` is the float of the two-decimal amount: what ``money`` gives for it, with
+    no ``Decimal`` arithmetic per day of the trend)."""
     prefetch(conn, billing_overview_calls(period))
     start, end = _bounds(period)
     rows = queries.active_by_plan_and_segment(conn, start)
-    base_mrr = _from_cents(rows[0].base_cents) if rows else Decimal(0)
-    # plan -> [tenants, mrr] in the plans' order; segment -> [tenants, mrr]
-    plan_totals: dict[str, list[Any]] = {}
-    segment_totals: dict[str, list[Any]] = {}
+    base_cents = int(rows[0].base_cents) if rows else 0
+    # plan -> [tenants, cents] in the plans' order; segment -> [tenants, cents]
+    plan_totals: dict[str, list[int]] = {}
+    segment_totals: dict[str, list[int]] = {}
     for row in rows:
-        mrr = _from_cents(row.mrr_cents)
-        plan = plan_totals.setdefault(row.plan, [0, Decimal(0)])
+        cents = int(row.mrr_cents)
+        plan = plan_totals.setdefault(row.plan, [0, 0])
         plan[0] += int(row.tenants)
-        plan[1] += mrr
+        plan[1] += cents
         if row.segment is not None and row.tenants:
-            segment = segment_totals.setdefault(row.segment, [0, Decimal(0)])
+            segment = segment_totals.setdefault(row.segment, [0, 0])
             segment[0] += int(row.tenants)
-            segment[1] += mrr
-    active_tenants = sum(count for count, _mrr in plan_totals.values())
-    total_mrr = sum((mrr for _count, mrr in plan_totals.values()), Decimal(0))
+            segment[1] += cents
+    active_tenants = sum(count for count, _cents in plan_totals.values())
+    total_cents = sum(cents for _count, cents in plan_totals.values())
 
     moves = {row.day: row for row in queries.movements_by_day(conn, start, end)}
-    new_mrr = churned_mrr = Decimal(0)
+    new_cents = churned_cents = 0
     new_count = churn_count = 0
-    running = base_mrr
-    running_money = money(running)
+    running = base_cents
+    running_money = running / 100
     trend = []
     for day in period.dates():
         row = moves.get(day)
-        if row is None:  # most days: no movement, nothing to convert
+        if row is None:  # most days: no movement
             trend.append({"date": day, "mrr": running_money, "new_mrr": 0.0, "churned_mrr": 0.0})
             continue
-        new, churned = Decimal(row.new_mrr), Decimal(row.churned_mrr)
-        new_mrr += new
-        churned_mrr += churned
+        new, churned = int(row.new_cents), int(row.churned_cents)
+        new_cents += new
+        churned_cents += churned
         new_count += int(row.new_tenants)
         churn_count += int(row.churned_tenants)
         running += new - churned
-        running_money = money(running)
+        running_money = running / 100
         trend.append(
-            {
-                "date": day,
-                "mrr": running_money,
-                "new_mrr": money(new),
-                "churned_mrr": money(churned),
-            }
+            {"date": day, "mrr": running_money, "new_mrr": new / 100, "churned_mrr": churned / 100}
         )
+    total_mrr = total_cents / 100
     return {
         "period": period.as_dict(),
         "currency": "BRL",
-        "total_mrr": money(total_mrr),
-        "arr": money(total_mrr * 12),
+        "total_mrr": total_mrr,
+        "arr": total_cents * 12 / 100,
         "active_tenants": active_tenants,
-        "avg_mrr_per_tenant": money(total_mrr / active_tenants) if active_tenants else 0.0,
-        "mrr_at_period_start": money(base_mrr),
-        "new_mrr_this_period": money(new_mrr),
+        "avg_mrr_per_tenant": money(_from_cents(total_cents) / active_tenants)
+        if active_tenants
+        else 0.0,
+        "mrr_at_period_start": base_cents / 100,
+        "new_mrr_this_period": new_cents / 100,
         "new_tenants_this_period": new_count,
-        "churned_mrr_this_period": money(churned_mrr),
+        "churned_mrr_this_period": churned_cents / 100,
         "churned_tenants_this_period": churn_count,
-        "net_new_mrr_this_period": money(new_mrr - churned_mrr),
+        "net_new_mrr_this_period": (new_cents - churned_cents) / 100,
         "by_plan": [
-            {"plan": plan, "tenants": count, "mrr": money(mrr), "share": _share(mrr, total_mrr)}
-            for plan, (count, mrr) in plan_totals.items()
+            {
+                "plan": plan,
+                "tenants": count,
+                "mrr": cents / 100,
+                "share": _share(cents, total_cents),
+            }
+            for plan, (count, cents) in plan_totals.items()
         ],
         "by_segment": [
             {
                 "segment": segment,
                 "tenants": segment_totals[segment][0] if segment in segment_totals else 0,
-                "mrr": money(segment_totals[segment][1]) if segment in segment_totals else 0.0,
-                "share": _share(segment_totals[segment][1], total_mrr)
+                "mrr": segment_totals[segment][1] / 100 if segment in segment_totals else 0.0,
+                "share": _share(segment_totals[segment][1], total_cents)
                 if segment in segment_totals
                 else 0.0,
             }
