@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from sqlalchemy.engine import Connection, Engine
 from starlette.concurrency import run_in_threadpool
 
+from alquimista_ops.core.answers import encoder
 from alquimista_ops.core.cache import Cache, CacheKey
 from alquimista_ops.core.deps import read_db, read_gate, reads_on_event_loop, run_read
 from alquimista_ops.core.response_memo import note_cached_value
@@ -44,11 +45,8 @@ async def cached_json_async(
     ``compute(conn)`` on a read connection (``core.deps.read_db``), and stored
     (``cached_value``)."""
     key = CacheKey.build(resource, scope, params)
-
-    def encode(data: Mapping[str, Any]) -> bytes:
-        answer = model.model_validate(data)
-        return answer.model_dump_json(by_alias=True, exclude_unset=exclude_unset).encode()
-
+    # ``model.model_validate(data).model_dump_json(...)``, without the instances
+    encode, _fast = encoder(model, exclude_unset)
     body, hit = await cached_value(cache, engine, key, compute, encode)
     return _response(body, hit, key)
 
