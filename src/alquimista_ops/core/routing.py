@@ -4,8 +4,8 @@ FastAPI matches a request against every router the app includes, in order, and e
 router tries each of its routes (a regular expression and FastAPI's bookkeeping per route), then
 tries its routes again to handle the request. The dashboard's pages come after the thirteen API
 routers, so a page request tried nearly every one of the app's 42 routes, some of them twice:
-~100 us of a worker's CPU per page request under load (A/B, 2 workers, concurrency 64: ``/company`` 1 825 -> 1 727 us per request,
-``/company/operations`` 941 -> 851 us).
+~100 us of a worker's CPU per page request under load (A/B, 2 workers, concurrency 64:
+``/company`` 1 825 -> 1 727 us per request, ``/company/operations`` 941 -> 851 us).
 
 ``skip_unreachable_routers(app)`` gives each included router a first test: the first segment
 of the request's path (``company`` in ``/company/tenants``) must be the first segment of one of
