@@ -30,6 +30,7 @@ from alquimista_ops.tenants import internal_service
 from alquimista_ops.usage import overview as usage_overview_service
 from alquimista_ops.web import i18n
 from alquimista_ops.web.pages import (
+    PERIODS,
     badge,
     html_text,
     page_context,
@@ -116,7 +117,6 @@ async def operations_page(request: Request, runtime: RuntimeDep) -> Response:
 
 
 # -- shared helpers ----------------------------------------------------------------------------
-PERIODS = ("7d", "30d", "90d")
 TENANT_STATUSES = ("all", "active", "trial", "inactive", "suspended")
 SORT_FIELDS = ("name", "created_at", "mrr_estimate")
 PAGE_SIZES = (10, 25, 50, 100)

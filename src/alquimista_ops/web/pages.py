@@ -162,7 +162,7 @@ def chart(id: str, kind: str, payload: Any, label: str) -> Markup:
     )
 
 
-PERIOD_CHOICES = ("7d", "30d", "90d")
+PERIODS = ("7d", "30d", "90d")  # the staff pages' periods (``period_form``, ``page_period``)
 
 
 def period_form(t: Callable[..., str], period: str) -> Markup:
@@ -170,7 +170,7 @@ def period_form(t: Callable[..., str], period: str) -> Markup:
     options = "".join(
         f'<option value="{choice}"{" selected" if choice == period else ""}>'
         f"{escape(t('usage.days', n=choice[:-1]))}</option>"
-        for choice in PERIOD_CHOICES
+        for choice in PERIODS
     )
     return Markup(
         '<form method="get" class="inline-form">\n'
