@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -200,20 +201,36 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def listening_sockets(port: int) -> int:
-    """Listening TCP sockets on ``port`` (Linux's ``/proc/net/tcp*``; state 0A is LISTEN)."""
-    count = 0
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table) as rows:
-                lines = list(rows)[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
-                count += 1
-    return count
+def connection_owners(port: int) -> set[int]:
+    """The processes holding the server side of the established connections to ``port``
+    (``ss -tnp``: which worker accepted each)."""
+    out = subprocess.run(
+        ["ss", "-tnpH", "state", "established", f"( sport = :{port} )"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    return {int(pid) for pid in re.findall(r"pid=(\d+)", out)}
+
+
+def every_worker_accepts(port: int, workers: int, path: str) -> bool:
+    """Whether each of the ``workers`` takes connections: twice as many connections opened
+    and held, each answered, are spread over the workers that accept (``core.server``: the
+    one with fewest open connections takes the next)."""
+    held: list[socket.socket] = []
+    try:
+        for _ in range(2 * workers):
+            conn = socket.create_connection(("127.0.0.1", port), timeout=5)
+            held.append(conn)
+            conn.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+            if not conn.recv(65536):
+                return False
+        return len(connection_owners(port)) >= workers
+    except OSError:
+        return False
+    finally:
+        for conn in held:
+            conn.close()
 
 
 @dataclass
@@ -242,10 +259,11 @@ class Server:
                 raise SystemExit(f"{self.name} exited: {self.log_path.read_text()[-2000:]}")
             try:
                 up = httpx.get(self.url(health_path), timeout=1).status_code < 500
-                # every worker must be up: with N workers, wait for N listening sockets (one
-                # per worker, ``core.server``): a worker still loading the app would leave the
+                # every worker must be up: a worker still loading the app would leave the
                 # first measurement's connections all to the others
-                if up and (self.workers == 1 or listening_sockets(self.port) >= self.workers):
+                if up and (
+                    self.workers == 1 or every_worker_accepts(self.port, self.workers, health_path)
+                ):
                     return self
             except httpx.HTTPError:
                 pass

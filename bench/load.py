@@ -75,15 +75,20 @@ WARM_UP_REQUESTS = 12  # per route, each on a new connection
 
 
 def _check(server: Server, path: str, headers: dict[str, str], expect_cache: str | None) -> None:
-    """Requests before measuring, each on a new connection so that every worker answers some
-    (the kernel spreads connections over the workers' sockets): they must succeed, and they
-    warm what a worker builds on a route's first requests (its statements compiled and
-    prepared), and the cache when it is on. With a single request only one worker was warm,
-    and the other built them during the measurement."""
-    for _ in range(WARM_UP_REQUESTS):
-        response = httpx.get(server.url(path), headers=headers, timeout=30)
-        if response.status_code != 200:
-            raise SystemExit(f"{path}: {response.status_code} {response.text[:300]}")
+    """Requests before measuring, each on a connection of its own, all held open together so
+    that every worker answers some (each new connection goes to the worker with fewest): they
+    must succeed, and they warm what a worker builds on a route's first requests (its
+    statements compiled and prepared), and the cache when it is on. With a single request
+    only one worker was warm, and the other built them during the measurement."""
+    clients = [httpx.Client(timeout=30) for _ in range(WARM_UP_REQUESTS)]
+    try:
+        for client in clients:
+            response = client.get(server.url(path), headers=headers)
+            if response.status_code != 200:
+                raise SystemExit(f"{path}: {response.status_code} {response.text[:300]}")
+    finally:
+        for client in clients:
+            client.close()
     with httpx.Client(timeout=30) as client:
         if expect_cache is not None:
             response = client.get(server.url(path), headers=headers)
