@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from alquimista_ops import cli
 from alquimista_ops.core import migrate
 from alquimista_ops.core.db import create_db_engine
-from alquimista_ops.core.schema import DASHBOARD_TABLES, metadata
+from alquimista_ops.core.schema import DASHBOARD_TABLES, compared, metadata
 from alquimista_ops.core.settings import get_settings
 from tests.conftest import SCHEMA, create_database, drop_database, make_settings
 
@@ -49,12 +49,9 @@ def table_names(engine: Engine) -> set[str]:
 
 
 def differences(engine: Engine) -> list[Any]:
-    def include(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
-        return not (type_ == "table" and name == "alembic_version")
-
     with engine.connect() as conn:
         context = MigrationContext.configure(
-            conn, opts={"compare_type": True, "include_object": include}
+            conn, opts={"compare_type": True, "include_object": compared}
         )
         return list(compare_metadata(context, metadata))
 

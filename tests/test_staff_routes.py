@@ -20,7 +20,7 @@ from alquimista_ops.core.schema import tenants
 from alquimista_ops.core.text import fold
 from alquimista_ops.demo.seed import SeedReport
 from alquimista_ops.tenants.cnpj import format_cnpj
-from tests.conftest import auth
+from tests.conftest import SCHEMA, auth
 
 LIST_FIELDS = {
     "id",
@@ -156,6 +156,59 @@ def test_search_cnpj_with_and_without_punctuation(
         ).json()
         assert str(row.id) in {t["id"] for t in body["tenants"]}, term
     assert body["tenants"][0]["cnpj"] == format_cnpj(row.cnpj) or body["total"] > 1
+
+
+def _search_terms(rows: list[Any]) -> list[str]:
+    """Terms of every length class: one and two characters (no trigram: the unindexed form),
+    three or more in a row (the trigram index's form), words too short each, no match."""
+    name = min((r.name_search for r in rows), key=len)
+    longest = max(name.split(), key=len)
+    return [name[0], name[:2], longest[:3], longest, name, f"{longest[0]} {longest[1]}", "zzqx"]
+
+
+def test_search_matches_exactly_the_names_that_contain_the_term(
+    client: TestClient, admin: dict[str, str], engine: Engine
+) -> None:
+    rows = _all_tenants(engine)
+    for term in _search_terms(rows):
+        expected = {str(r.id) for r in rows if fold(term) in r.name_search}
+        body = client.get(
+            "/internal/tenants",
+            params={"search": term, "status": "all", "limit": 200},
+            headers=admin,
+        ).json()
+        assert body["total"] == len(expected), term
+        assert {t["id"] for t in body["tenants"]} == expected, term
+
+
+def test_only_terms_with_a_trigram_can_use_the_trigram_index(engine: Engine) -> None:
+    """Migration 0011's index serves ``name_search LIKE`` on a term with three letters or
+    digits in a row; shorter terms are matched in a form no index serves (reading the index
+    whole would cost more than reading the table). Checked on the statement's generic plan,
+    the read sessions' plan, with sequential scans priced out of the planner's choice."""
+    from sqlalchemy.dialects import postgresql
+
+    from alquimista_ops.tenants import internal_queries as queries
+
+    def plan(term: str) -> str:
+        filters = queries.list_filter("all", None, None, fold(term), None)
+        statement = queries._page_statement("name", False, filters.shape)
+        compiled = statement.compile(dialect=postgresql.psycopg.dialect())
+        given = {**filters.params, "limit": 50, "offset": 0, "before": utctoday()}
+        sql, params = str(compiled), compiled.construct_params(given)
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
+            conn.exec_driver_sql("SET enable_seqscan = off")
+            lines = conn.exec_driver_sql("EXPLAIN " + sql, params).scalars().all()
+            conn.rollback()
+        return "\n".join(lines)
+
+    with engine.connect() as conn:
+        indexes = {i["name"] for i in sa.inspect(conn).get_indexes("tenants", schema=SCHEMA)}
+    assert "ix_tenants_name_search_trgm" in indexes
+    assert "ix_tenants_name_search_trgm" in plan("clinica")
+    for short in ("c", "cl", "a b"):
+        assert "ix_tenants_name_search_trgm" not in plan(short), short
 
 
 @pytest.mark.parametrize("term", ["O'Brien", 'say "hi"', "100%", "a_b"])

@@ -84,6 +84,21 @@ plans = sa.Table(
     sa.CheckConstraint("price_monthly_brl >= 0", name="price_non_negative"),
 )
 
+# Indexes that exist only where the database can have them, left out when the models are
+# compared with a database: ``ix_tenants_name_search_trgm`` (migration 0011), pg_trgm's trigram
+# index of the tenants' folded names, for the tenant search, on PostgreSQL with the extension.
+OPTIONAL_INDEXES = frozenset({"ix_tenants_name_search_trgm"})
+
+
+def compared(
+    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
+    """Alembic's ``include_object`` for comparing the models with a database."""
+    if type_ == "table" and name == "alembic_version":
+        return False
+    return not (type_ == "index" and name in OPTIONAL_INDEXES)
+
+
 tenants = sa.Table(
     "tenants",
     metadata,

@@ -4,22 +4,16 @@ from __future__ import annotations
 
 from alembic import context
 
-from alquimista_ops.core.schema import metadata
+from alquimista_ops.core.schema import compared, metadata
 
 config = context.config
 connection = config.attributes["connection"]
 schema = config.attributes.get("schema")
 
 
-def include_object(
-    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
-) -> bool:
-    return not (type_ == "table" and name == "alembic_version")
-
-
 context.configure(
     connection=connection,
-    include_object=include_object,
+    include_object=compared,
     target_metadata=metadata,
     version_table_schema=schema,
     render_as_batch=connection.dialect.name == "sqlite",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -49,10 +50,22 @@ class ListFilter:
     by_name: bool
     by_digits: bool
     params: dict[str, Any]
+    name_indexed: bool = False  # the name's term can use the trigram index
 
     @property
-    def shape(self) -> tuple[bool, bool, bool, bool, bool]:
-        return (self.by_status, self.by_plan, self.by_segment, self.by_name, self.by_digits)
+    def shape(self) -> tuple[bool, bool, bool, bool, bool, bool]:
+        return (
+            self.by_status,
+            self.by_plan,
+            self.by_segment,
+            self.by_name,
+            self.by_digits,
+            self.name_indexed,
+        )
+
+
+# Three letters or digits in a row: a trigram that pg_trgm's index can look up.
+_TRIGRAM = re.compile(r"[^\W_]{3}")
 
 
 def list_filter(
@@ -70,6 +83,7 @@ def list_filter(
         bool(name_fold),
         bool(digits),
         params,
+        bool(name_fold and _TRIGRAM.search(name_fold)),
     )
 
 
@@ -80,6 +94,7 @@ def _conditions(
     by_segment: bool,
     by_name: bool,
     by_digits: bool,
+    name_indexed: bool,
 ) -> list[Any]:
     conditions: list[Any] = []
     if by_status:
@@ -90,7 +105,14 @@ def _conditions(
         conditions.append(t.c.segment == sa.bindparam("segment"))
     matches: list[Any] = []
     if by_name:
-        matches.append(t.c.name_search.like(sa.bindparam("name_like"), escape="\\"))
+        # ``name_search LIKE '%term%'`` is what the trigram index of migration 0011 serves. A
+        # term without three letters or digits in a row has no trigram to look up: the index
+        # would be read whole (2.3-2.5 ms against 0.9-1.3 ms for reading every tenant, on the
+        # large data set), so it is matched on ``name_search || ''``, which no index serves.
+        name = (
+            t.c.name_search if name_indexed else t.c.name_search.op("||")(sa.literal_column("''"))
+        )
+        matches.append(name.like(sa.bindparam("name_like"), escape="\\"))
     if by_digits:
         matches.append(t.c.cnpj.like(sa.bindparam("cnpj_like")))
     if matches:
@@ -121,7 +143,7 @@ def _requests_since() -> sa.ColumnElement[Any]:
 
 @functools.cache
 def _page_statement(
-    sort_by: str, descending: bool, shape: tuple[bool, bool, bool, bool, bool]
+    sort_by: str, descending: bool, shape: tuple[bool, bool, bool, bool, bool, bool]
 ) -> sa.Select[Any]:
     """The number of matching tenants (``matching``) with one page of them (``:limit``,
     ``:offset``) and their counters: one row per tenant of the page, or a single row without
