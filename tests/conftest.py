@@ -182,15 +182,19 @@ def clean_db(engine: Engine, runtime: Runtime) -> Iterator[Engine]:
     runtime.cache.invalidate_all()
 
 
-@pytest.fixture(scope="module")
-def demo_data(engine: Engine, runtime: Runtime) -> Iterator[demo.SeedReport]:
-    """A small seeded data set shared (read-only) by the tests of one module."""
+def seeded(engine: Engine, runtime: Runtime, today: date) -> Iterator[demo.SeedReport]:
     truncate_data(engine)
-    report = demo.seed(engine, demo.SeedOptions(tenants=8, days=40, seed=7, today=SEED_TODAY))
+    report = demo.seed(engine, demo.SeedOptions(tenants=8, days=40, seed=7, today=today))
     runtime.cache.invalidate_all()
     yield report
     truncate_data(engine)
     runtime.cache.invalidate_all()
+
+
+@pytest.fixture(scope="module")
+def demo_data(engine: Engine, runtime: Runtime) -> Iterator[demo.SeedReport]:
+    """A small seeded data set shared (read-only) by the tests of one module."""
+    yield from seeded(engine, runtime, SEED_TODAY)
 
 
 def issue_token(

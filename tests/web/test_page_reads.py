@@ -167,3 +167,47 @@ def test_home_sends_each_user_to_their_area(as_user: Any, demo_data: SeedReport)
     assert staff.get("/", follow_redirects=False).headers["location"] == "/company"
     tenant_user = as_user("TENANT_USER", demo_data.demo_tenant_id)
     assert tenant_user.get("/", follow_redirects=False).headers["location"] == "/dashboard"
+
+
+def test_pages_with_compiled_translations_equal_the_plain_templates(
+    client: TestClient, as_user: Any, demo_data: SeedReport, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every page, the sign-in form and an error page, in both languages: the same HTML from
+    the language's templates (``t('key')`` translated when compiled) as from the plain ones."""
+    tenant = demo_data.demo_tenant_id
+    visits = [
+        ("TENANT_ADMIN", tenant, [*TENANT_PAGES, "/company"]),  # /company: the error page
+        (
+            "INTERNAL_ADMIN",
+            None,
+            [
+                "/company",
+                "/company/tenants?search=a",
+                f"/company/tenants/{tenant}",
+                f"/company/tenants/{tenant}?tab=users",
+                "/company/usage?period=7d",
+                "/company/billing",
+                "/company/operations",
+                f"/dashboard?tenant_id={tenant}",
+            ],
+        ),
+        (None, None, ["/login"]),
+    ]
+    pages_seen = 0
+    for group, tenant_id, paths in visits:
+        for language in ("pt-BR", "en"):
+            for path in paths:
+                if group:
+                    as_user(group, tenant_id)
+                else:
+                    client.cookies.clear()
+                client.cookies.set("opdash_lang", language)
+                compiled = client.get(path, follow_redirects=False)
+                with monkeypatch.context() as plain_templates:
+                    plain_templates.setattr(pages, "TEMPLATES_BY_LANGUAGE", {})
+                    plain = client.get(path, follow_redirects=False)
+                assert compiled.status_code == plain.status_code, path
+                assert compiled.headers["content-type"].startswith("text/html"), path
+                assert compiled.text == plain.text, (language, path)
+                pages_seen += 1
+    assert pages_seen == 2 * (len(TENANT_PAGES) + 1 + 8 + 1)

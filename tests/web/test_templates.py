@@ -8,7 +8,13 @@ import jinja2
 from markupsafe import Markup
 
 from alquimista_ops.web import i18n
-from alquimista_ops.web.pages import PageEnvironment, badge, severity, templates
+from alquimista_ops.web.pages import (
+    TEMPLATES_BY_LANGUAGE,
+    PageEnvironment,
+    badge,
+    severity,
+    templates,
+)
 
 
 def _both(source: str, **values: Any) -> tuple[str, str]:
@@ -48,6 +54,43 @@ def test_calls_match_jinja() -> None:
     }
     plain, page = _both(source, **values)
     assert page == plain == "3|x|Environment|False|<i>ok</i>"
+
+
+def test_literal_translations_are_compiled_in() -> None:
+    """``t('key')`` alone becomes its text when the language's templates are compiled; keys
+    given as expressions, calls with values, a macro's own ``t`` and a template that sets
+    ``t`` stay calls. The output is the same as the plain environment's."""
+    source = (
+        "{{ t('nav.overview') }}|{{ t(key) }}|{{ t('pager.showing', start=1, end=2, total=3) }}"
+        "|{% macro m(t) %}{{ t('nav.overview') }}{% endmacro %}{{ m(other) }}"
+        "|{{ [t('status.active'), t('plan.business')] | join(',') }}"
+    )
+    for language, env in TEMPLATES_BY_LANGUAGE.items():
+        called: list[str] = []
+
+        def t(key: str, called: list[str] = called, language: str = language, **kw: Any) -> str:
+            called.append(key)
+            return i18n.translate(language, key, **kw)
+
+        def other(key: str) -> str:
+            return f"<{key}>"
+
+        values = {"t": t, "key": "nav.usage", "other": other}
+        plain = templates.env.from_string(source).render(**values)
+        assert called == [
+            "nav.overview",
+            "nav.usage",
+            "pager.showing",
+            "status.active",
+            "plan.business",
+        ]
+        called.clear()
+        compiled = env.env.from_string(source).render(**values)
+        assert compiled == plain
+        assert called == ["nav.usage", "pager.showing"], language
+        assert "&lt;nav.overview&gt;" in plain  # the macro called its own ``t``
+        sets_t = "{% set t = other %}{{ t('nav.overview') }}"
+        assert env.env.from_string(sets_t).render(other=other) == "&lt;nav.overview&gt;"
 
 
 def test_badges() -> None:

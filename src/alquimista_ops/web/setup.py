@@ -13,7 +13,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from alquimista_ops.web import i18n
 from alquimista_ops.web.cognito import router as cognito_router
 from alquimista_ops.web.company_pages import router as company_router
-from alquimista_ops.web.pages import WEB_DIR, router, templates
+from alquimista_ops.web.pages import (
+    TEMPLATES_BY_LANGUAGE,
+    WEB_DIR,
+    router,
+    templates,
+    templates_for,
+)
 from alquimista_ops.web.session import LoginRequired, PageRefused, language
 
 CSP = (
@@ -26,13 +32,15 @@ def install_web(app: FastAPI) -> None:
     # Compiled templates are cached by the environment; outside development they are not
     # checked for changes either (with auto_reload every render stat()s each template it uses:
     # the page, base.html and macros.html).
-    templates.env.auto_reload = app.state.runtime.settings.is_development
-    if not templates.env.auto_reload:
-        # Every template compiled now, when the worker starts (~160 ms), rather than by the
-        # first request for each page in each worker (10-27 ms each, measured): that request,
-        # and every one queued behind it on the worker, waited for the compiler.
-        for name in templates.env.list_templates(extensions=["html"]):
-            templates.env.get_template(name)
+    development = app.state.runtime.settings.is_development
+    for env in (templates.env, *(t.env for t in TEMPLATES_BY_LANGUAGE.values())):
+        env.auto_reload = development
+        if not development:
+            # Every template compiled now, when the worker starts (~160 ms per language),
+            # rather than by the first request for each page in each worker (10-27 ms each,
+            # measured): that request, and every one queued behind it, waited for the compiler.
+            for name in env.list_templates(extensions=["html"]):
+                env.get_template(name)
     app.mount("/static", StaticFiles(directory=str(WEB_DIR / "static")), name="static")
     app.include_router(router)
     app.include_router(cognito_router)
@@ -45,7 +53,7 @@ def install_web(app: FastAPI) -> None:
     @app.exception_handler(PageRefused)
     async def _refused(request: Request, exc: PageRefused) -> Response:
         lang = language(request)
-        return templates.TemplateResponse(
+        return templates_for(lang).TemplateResponse(
             request,
             "error.html",
             {
