@@ -3,7 +3,9 @@ and the deployment document's rollback (drop the five dashboard tables) needs --
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +20,14 @@ from alquimista_ops import cli
 from alquimista_ops.core import migrate
 from alquimista_ops.core.db import create_db_engine
 from alquimista_ops.core.schema import DASHBOARD_TABLES, compared, metadata
-from alquimista_ops.core.settings import get_settings
-from tests.conftest import SCHEMA, create_database, drop_database, make_settings
+from alquimista_ops.core.settings import get_settings, normalize_database_url
+from tests.conftest import (
+    SCHEMA,
+    TEST_DATABASE_URL,
+    create_database,
+    drop_database,
+    make_settings,
+)
 
 ALL_TABLES = set(metadata.tables)
 
@@ -155,3 +163,48 @@ def test_cli_downgrade_and_current(
     assert down.exit_code == 0, down.output
     assert table_names(engine) == set()
     assert run_cli(["db", "current"], url, tmp_path, monkeypatch).output.strip() == "empty"
+
+
+def test_without_the_right_to_create_pg_trgm_the_search_index_is_left_out(tmp_path: Path) -> None:
+    """A role that owns the schema but may not create extensions in the database: migration
+    0011 logs and leaves the trigram index out, every other revision applies, the models still
+    agree with the database, and the tenant search (the statement that would use the index)
+    runs."""
+    from alembic import command
+    from sqlalchemy.engine import make_url
+
+    from alquimista_ops.tenants import internal_queries
+
+    name, url = create_database()
+    role = f"opdash_limited_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(normalize_database_url(url), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE ROLE "{role}" LOGIN')
+            conn.exec_driver_sql(f'CREATE SCHEMA "{SCHEMA}" AUTHORIZATION "{role}"')
+        limited = make_url(normalize_database_url(url)).set(username=role)
+        engine = create_db_engine(make_settings(tmp_path, limited.render_as_string(False)))
+        try:
+            with engine.begin() as conn:  # migrate.upgrade, but for CREATE SCHEMA (not allowed)
+                command.upgrade(migrate._config(conn, SCHEMA), "head")
+            assert migrate.current_revision(engine, SCHEMA) == migrate.head_revision()
+            with engine.connect() as conn:
+                indexes = {i["name"] for i in sa.inspect(conn).get_indexes("tenants", SCHEMA)}
+                assert "ix_tenants_name_search" in indexes
+                assert "ix_tenants_name_search_trgm" not in indexes
+                filters = internal_queries.list_filter("all", None, None, "clinica", None)
+                rows, total = internal_queries.tenant_page(
+                    conn, filters, "name", False, 50, 0, date(2026, 11, 1)
+                )
+                assert (rows, total) == ([], 0)
+            assert differences(engine) == []
+        finally:
+            engine.dispose()
+    finally:
+        admin.dispose()
+        drop_database(name)
+        server = sa.create_engine(normalize_database_url(TEST_DATABASE_URL))
+        with server.connect() as conn:
+            conn.exec_driver_sql(f'DROP ROLE IF EXISTS "{role}"')
+            conn.commit()
+        server.dispose()

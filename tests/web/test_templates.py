@@ -58,12 +58,14 @@ def test_calls_match_jinja() -> None:
 
 def test_literal_translations_are_compiled_in() -> None:
     """``t('key')`` alone becomes its text when the language's templates are compiled; keys
-    given as expressions, calls with values, a macro's own ``t`` and a template that sets
-    ``t`` stay calls. The output is the same as the plain environment's."""
+    given as expressions, calls with values, a macro's or call block's own ``t`` and a
+    template that sets ``t`` stay calls. The output is the same as the plain environment's."""
     source = (
         "{{ t('nav.overview') }}|{{ t(key) }}|{{ t('pager.showing', start=1, end=2, total=3) }}"
         "|{% macro m(t) %}{{ t('nav.overview') }}{% endmacro %}{{ m(other) }}"
         "|{{ [t('status.active'), t('plan.business')] | join(',') }}"
+        "|{% macro w() %}{{ caller(other) }}{% endmacro %}"
+        "{% call(t) w() %}{{ t('nav.usage') }}{% endcall %}"
     )
     for language, env in TEMPLATES_BY_LANGUAGE.items():
         called: list[str] = []
@@ -89,6 +91,7 @@ def test_literal_translations_are_compiled_in() -> None:
         assert compiled == plain
         assert called == ["nav.usage", "pager.showing"], language
         assert "&lt;nav.overview&gt;" in plain  # the macro called its own ``t``
+        assert "&lt;nav.usage&gt;" in plain  # and so did the call block
         sets_t = "{% set t = other %}{{ t('nav.overview') }}"
         assert env.env.from_string(sets_t).render(other=other) == "&lt;nav.overview&gt;"
 

@@ -52,7 +52,7 @@ def run_server(target: str, *, factory: bool, host: str, port: int, workers: int
 
 # -- several workers: one listening socket, each connection to the worker with fewest ----------
 # With a listening socket per worker (SO_REUSEPORT) the kernel picks a worker by a hash of the
-# connection's addresses: 64 connections opened at once split anywhere from 25/39 to 32/32
+# connection's addresses: 64 connections opened at once split anywhere from 23/41 to 32/32
 # between two workers (measured), and a connection stays on its worker. The busier worker's
 # requests waited longer in proportion (a trace of one load run, 38/26: p50 91 ms against
 # 62 ms, and the run's p99 was the busier worker's). So the workers share one listening

@@ -125,8 +125,8 @@ class _StaticTranslations(NodeTransformer):
     """``t('key')`` (one literal argument, nothing else) becomes the constant
     ``i18n.translate(language, 'key')``: the text the call returns at render time, which Jinja
     then escapes once, at compile time. Left as calls: keys that are expressions, calls with
-    values to fill in, a template that assigns ``t`` itself, and the body of a macro that takes
-    a ``t`` argument (its caller's function)."""
+    values to fill in, a template that assigns ``t`` itself, and the body of a macro (or call
+    block) that takes a ``t`` argument (its caller's function)."""
 
     def __init__(self, environment: jinja2.Environment, language: str) -> None:
         self.environment = environment
@@ -138,8 +138,10 @@ class _StaticTranslations(NodeTransformer):
         )
         return node if assigns_t else self.generic_visit(node)
 
-    def visit_Macro(self, node: nodes.Macro) -> nodes.Node:
+    def visit_Macro(self, node: nodes.Macro | nodes.CallBlock) -> nodes.Node:
         return node if any(arg.name == "t" for arg in node.args) else self.generic_visit(node)
+
+    visit_CallBlock = visit_Macro  # ``{% call(t) %}``: the same
 
     def visit_Call(self, node: nodes.Call) -> nodes.Node:
         visited = self.generic_visit(node)
