@@ -32,6 +32,7 @@ lint: $(STAMP_DEV)
 	$(BIN)/ruff check src tests bench infra
 	$(BIN)/ruff format --check src tests bench infra
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: $(STAMP_DEV)
 	$(BIN)/python bench/run_all.py
@@ -44,4 +45,4 @@ synth: $(STAMP_DEV)
 		OperationalDashboardStack-$(CDK_ENV) --context env=$(CDK_ENV) --no-notices -q
 
 clean:
-	rm -rf $(VENV) var/*.db
+	rm -rf $(VENV)

@@ -16,21 +16,19 @@ from alquimista_ops.billing.api import router as billing_router
 from alquimista_ops.commands.api import router as commands_router
 from alquimista_ops.commands.inprocess import start_inprocess_worker, stop_inprocess_worker
 from alquimista_ops.commands.runtime_hooks import store_for
-from alquimista_ops.core.deps import async_reads
 from alquimista_ops.core.errors import install_error_handlers
-from alquimista_ops.core.health import router as health_router
 from alquimista_ops.core.logging import configure_logging
 from alquimista_ops.core.middleware import RequestContextMiddleware
 from alquimista_ops.core.openapi import install_openapi
 from alquimista_ops.core.ratelimit import RateLimitMiddleware
 from alquimista_ops.core.response_memo import ResponseMemoMiddleware
-from alquimista_ops.core.routing import skip_unreachable_routers
-from alquimista_ops.core.runtime import Runtime, build_runtime
 from alquimista_ops.core.settings import Settings, get_settings
 from alquimista_ops.incidents.api import router as incidents_router
 from alquimista_ops.integrations.api import router as integrations_router
 from alquimista_ops.observability import metrics as observability_metrics
 from alquimista_ops.observability.api import router as metrics_router
+from alquimista_ops.observability.health import router as health_router
+from alquimista_ops.runtime import Runtime, build_runtime
 from alquimista_ops.tenants.api import router as tenants_router
 from alquimista_ops.tenants.internal_api import router as internal_tenants_router
 from alquimista_ops.usage.api import router as usage_router
@@ -64,13 +62,13 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        command_worker = start_inprocess_worker(runtime)  # SQLite only
+        command_worker = start_inprocess_worker(runtime)  # `alquimista-ops dev` only
         # Everything built so far (modules, routes, models) lives as long as the process: keep
         # it out of the collector's full passes (profiled: those paused every request).
         gc.collect()
         gc.freeze()
-        async with async_reads(runtime.settings, runtime.engine):
-            yield
+        yield
+        await runtime.reads.close()  # this event loop's read connections
         stop_inprocess_worker(runtime, command_worker)
         if owns_runtime:
             runtime.close()
@@ -94,7 +92,6 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
         install_web(app)
     install_openapi(app)  # error responses and bearer security in the document
-    skip_unreachable_routers(app)  # a page's request no longer tries every API route
     app.add_middleware(ResponseMemoMiddleware)  # inside the rate limiter
     app.add_middleware(RateLimitMiddleware)  # inside CORS and the request context
     if settings.cors_origins:

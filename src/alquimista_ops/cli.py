@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from typing import Annotated, Any
@@ -223,7 +224,7 @@ def token(
 ) -> None:
     """Print a fresh token for a local user (for scripts and curl)."""
     from alquimista_ops.auth.service import token_for_email
-    from alquimista_ops.core.runtime import build_runtime
+    from alquimista_ops.runtime import build_runtime
 
     runtime = build_runtime()
     if runtime.idp is None:
@@ -246,8 +247,7 @@ def serve(
     workers: Annotated[
         int | None,
         typer.Option(
-            help="Server worker processes (default: WEB_CONCURRENCY, else one per CPU on "
-            "PostgreSQL and one on SQLite)",
+            help="Server worker processes (default: WEB_CONCURRENCY, else one per CPU, at most 4)",
             min=1,
         ),
     ] = None,
@@ -258,12 +258,22 @@ def serve(
 
     settings = get_settings()
     configure_logging(settings.log_level)
+    if settings.commands_on_dynamodb:
+        _fail(
+            "COMMANDS_TABLE keeps the commands in DynamoDB, for the AWS deployment (Lambda); "
+            "unset it or set COMMANDS_BACKEND=sql to serve with PostgreSQL's commands",
+            2,
+        )
     if workers is None:
         try:
-            workers = default_workers(resolve_database_url(settings))
+            workers = default_workers()
         except ValueError as exc:
             _fail(str(exc), 2)
             return
+    # the workers connect to the database this process resolved (the embedded server it
+    # started or joined, or the Aurora secret's): it is in their environment
+    os.environ["DATABASE_URL"] = resolve_database_url(settings)
+    get_settings.cache_clear()
     run_server(
         "alquimista_ops.app:create_production_app",
         factory=True,
@@ -278,10 +288,16 @@ def dev(
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8000,
 ) -> None:
-    """Zero-setup start: migrate, load demo data if empty, print accounts, serve."""
+    """Zero-setup start: the embedded PostgreSQL server (unless DATABASE_URL is set), migrations,
+    demo data if the database is empty, the demo accounts, then the server with the command
+    worker and the usage scheduler in it."""
     from alquimista_ops.demo import seed as demo
 
+    os.environ["COMMAND_INPROCESS_WORKER"] = "true"
+    get_settings.cache_clear()
     settings = get_settings()
+    if not settings.database_url:
+        typer.echo(f"Starting the embedded PostgreSQL server ({settings.embedded_data_dir})...")
     engine = _engine()
     migrate.upgrade(engine, settings.db_schema)
     with engine.begin() as conn:

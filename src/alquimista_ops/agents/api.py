@@ -21,5 +21,5 @@ async def tenant_agents(
         "tenant_agents",
         {"status": status},
         TenantAgents,
-        lambda conn: service.tenant_agents(conn, read.scope, status),
+        lambda reads: service.tenant_agents(reads, read.scope, status),
     )

@@ -1,29 +1,22 @@
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
-
-from sqlalchemy.engine import Connection
 
 from alquimista_ops.agents import queries
 from alquimista_ops.auth.deps import TenantScope
 from alquimista_ops.core.clock import utctoday
-from alquimista_ops.core.fastread import Call
 from alquimista_ops.core.numbers import rate, weighted_avg
+from alquimista_ops.core.reads import Reads
 
 
-def tenant_agents_calls(scope: TenantScope, status: str) -> list[Call]:
-    """The statements ``tenant_agents`` runs, for ``core.fastread.prefetch``."""
-    return [queries.tenant_agents_with_usage_call(*_agents_args(scope, status))]
-
-
-def _agents_args(scope: TenantScope, status: str) -> tuple[Any, str | None, date, date]:
+async def tenant_agents(reads: Reads, scope: TenantScope, status: str) -> dict[str, Any]:
+    """The tenant's agents (of ``status``, or ``all``) with their usage of the last 30 days."""
     today = utctoday()
-    return scope.tenant_id, None if status == "all" else status, today - timedelta(days=29), today
-
-
-def tenant_agents(conn: Connection, scope: TenantScope, status: str) -> dict[str, Any]:
-    rows = queries.tenant_agents_with_usage(conn, *_agents_args(scope, status))
+    params: dict[str, Any] = {"tid": scope.tenant_id, "start": today - timedelta(days=29)}
+    if status != "all":
+        params["status"] = status
+    rows = await reads.all(queries.agents_with_usage(status != "all"), end=today, **params)
     result = []
     for row in rows:
         # rate and weighted_avg answer 0.0 for an agent without usage (NULL figures)

@@ -8,7 +8,8 @@ from fastapi import APIRouter, Form
 from pydantic import BaseModel
 
 from alquimista_ops.auth import service
-from alquimista_ops.core.deps import DbDep, RuntimeDep
+from alquimista_ops.auth.deps import AuthRuntimeDep
+from alquimista_ops.core.deps import DbDep
 from alquimista_ops.core.errors import NotFound
 from alquimista_ops.core.strict import strict_query
 
@@ -22,19 +23,19 @@ class TokenResponse(BaseModel):
     expires_in: int
 
 
-def _jwks(runtime: RuntimeDep) -> dict[str, Any]:
+def _jwks(runtime: AuthRuntimeDep) -> dict[str, Any]:
     if runtime.idp is None:
         raise NotFound("The built-in identity provider is disabled (AUTH_MODE=cognito)")
     return runtime.idp.jwks()
 
 
 @router.get("/.well-known/jwks.json", summary="Signing keys of the built-in identity provider")
-def jwks(runtime: RuntimeDep) -> dict[str, Any]:
+def jwks(runtime: AuthRuntimeDep) -> dict[str, Any]:
     return _jwks(runtime)
 
 
 @router.get("/local-idp/.well-known/jwks.json", include_in_schema=False)
-def issuer_jwks(runtime: RuntimeDep) -> dict[str, Any]:
+def issuer_jwks(runtime: AuthRuntimeDep) -> dict[str, Any]:
     return _jwks(runtime)
 
 
@@ -45,7 +46,7 @@ def issuer_jwks(runtime: RuntimeDep) -> dict[str, Any]:
     dependencies=[strict_query()],
 )
 def token(
-    runtime: RuntimeDep,
+    runtime: AuthRuntimeDep,
     conn: DbDep,
     username: Annotated[str, Form(min_length=1, max_length=254)],
     password: Annotated[str, Form(min_length=1, max_length=1024)],

@@ -9,27 +9,50 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 from fastapi import Depends, Query, Request
 from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
-from sqlalchemy.engine import Connection, Engine
 from starlette.concurrency import run_in_threadpool
 
+from alquimista_ops.auth.local_idp import LocalIdentityProvider
 from alquimista_ops.auth.principal import Principal
+from alquimista_ops.auth.verifier import TokenVerifier
 from alquimista_ops.core.cache import Cache, CacheKey, tenant_scope
-from alquimista_ops.core.deps import read_db
 from alquimista_ops.core.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
-from alquimista_ops.core.fastread import Call
-from alquimista_ops.core.http_cache import cached_json_async, cached_value
+from alquimista_ops.core.http_cache import cached_json, cached_value
 from alquimista_ops.core.logging import tenant_id_var, user_sub_var
-from alquimista_ops.core.runtime import Runtime
+from alquimista_ops.core.reads import Query as ReadQuery
+from alquimista_ops.core.reads import ReadDatabase, Reads
 from alquimista_ops.core.schema import tenants
+from alquimista_ops.core.settings import Settings
+
+
+class AuthRuntime(Protocol):
+    """What authentication needs of the process's runtime (``alquimista_ops.runtime``)."""
+
+    settings: Settings
+    reads: ReadDatabase
+    cache: Cache
+    verifier: TokenVerifier
+    idp: LocalIdentityProvider | None
+
+
+def auth_runtime(request: Request) -> AuthRuntime:
+    runtime: AuthRuntime = request.app.state.runtime
+    return runtime
+
+
+async def get_auth_runtime(request: Request) -> AuthRuntime:
+    return auth_runtime(request)
+
+
+AuthRuntimeDep = Annotated[AuthRuntime, Depends(get_auth_runtime)]
 
 
 def bearer_token(request: Request) -> str | None:
@@ -71,7 +94,7 @@ bearer_scheme = HTTPBearer(auto_error=False, scheme_name="bearerAuth")
 
 async def authenticate(request: Request) -> Principal:
     """The verified caller of ``request`` (bearer token or session cookie)."""
-    runtime: Runtime = request.app.state.runtime  # (see core.deps.get_db)
+    runtime = auth_runtime(request)  # off the app, not a sub-dependency (see core.deps.get_db)
     # async: a token verified a moment ago is a dictionary look-up on the event loop;
     # a new one is verified in the thread pool (the JWKS may have to be fetched).
     token = bearer_token(request) or session_token(request)
@@ -117,7 +140,6 @@ async def require_internal_admin(principal: PrincipalDep) -> Principal:
 
 
 InternalDep = Annotated[Principal, Depends(require_internal)]
-InternalAdminDep = Annotated[Principal, Depends(require_internal_admin)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,48 +186,57 @@ def _scope(principal: Principal, tenant_id: uuid.UUID) -> TenantScope:
     return TenantScope(tenant_id=tenant_id, principal=principal)
 
 
-_TENANT_STATUS = sa.select(tenants.c.status).where(tenants.c.id == sa.bindparam("tenant_id"))
+TENANT_STATUS = ReadQuery(
+    sa.select(tenants.c.status).where(tenants.c.id == sa.bindparam("tenant_id"))
+)
 
 
-def tenant_status_call(tenant_id: uuid.UUID) -> Call:
-    return _TENANT_STATUS, {"tenant_id": tenant_id}
+async def tenant_status(reads: Reads, tenant_id: uuid.UUID) -> str | None:
+    status: str | None = await reads.scalar(TENANT_STATUS, tenant_id=tenant_id)
+    return status
 
 
-def tenant_status(conn: Connection, tenant_id: uuid.UUID) -> str | None:
-    return conn.execute(*tenant_status_call(tenant_id)).scalar_one_or_none()
-
-
-def resolve_tenant_scope(
-    conn: Connection, principal: Principal, requested: uuid.UUID | None
+async def resolve_tenant_scope(
+    reads: Reads, principal: Principal, requested: uuid.UUID | None
 ) -> TenantScope:
     tenant_id = requested_tenant(principal, requested)
-    return checked_tenant_scope(principal, tenant_id, tenant_status(conn, tenant_id))
+    return checked_tenant_scope(principal, tenant_id, await tenant_status(reads, tenant_id))
 
 
-async def cached_tenant_status(cache: Cache, engine: Engine, tenant_id: uuid.UUID) -> str | None:
+async def cached_tenant_status(
+    cache: Cache, database: ReadDatabase, tenant_id: uuid.UUID
+) -> str | None:
     """The tenant's status through the read cache (resource ``tenant_status``, dropped with
     every other key of the tenant when a command suspends or reactivates it): a cached
     ``/tenant/*`` read then needs no database round trip at all (profiled: this query and its
     transaction were most of a cached ``/tenant/me``). An unknown tenant is cached as ``""``."""
+
+    async def status() -> str:
+        async with database.session() as reads:
+            return await tenant_status(reads, tenant_id) or ""
+
     key = CacheKey.build("tenant_status", tenant_scope(tenant_id))
-    value, _hit = await cached_value(
-        cache, engine, key, lambda conn: tenant_status(conn, tenant_id) or "", str.encode
-    )
+    value, _hit = await cached_value(cache, key, status, str.encode)
     return value.decode() or None
+
+
+Compute = Callable[[Reads], Awaitable[Mapping[str, Any]]]
 
 
 @dataclass(frozen=True, slots=True)
 class Read:
-    """What a read route needs once authorization passed: who asks, the engine its queries
-    run on (``core.deps.read_db``) and the cache. One dependency instead of several: FastAPI
-    resolves every sub-dependency on every request (profiled: most of a cached read)."""
+    """What a read route needs once authorization passed: who asks, the event-loop reads
+    (``core.reads``) and the cache. One dependency instead of several: FastAPI resolves every
+    sub-dependency on every request (profiled: most of a cached read)."""
 
     principal: Principal
-    engine: Engine
+    database: ReadDatabase
     cache: Cache
 
-    async def db(self, fn: Callable[[Connection], T], *, other_io: bool = False) -> T:
-        return await read_db(self.engine, fn, other_io=other_io)
+    async def run(self, compute: Callable[[Reads], Awaitable[T]]) -> T:
+        """``compute(reads)`` in a read session of its own (uncached)."""
+        async with self.database.session() as reads:
+            return await compute(reads)
 
     async def cached_json(
         self,
@@ -213,18 +244,17 @@ class Read:
         scope: str,
         params: Mapping[str, object] | None,
         model: type[BaseModel],
-        compute: Callable[[Connection], Mapping[str, Any]],
+        compute: Compute,
         *,
         exclude_unset: bool = False,
     ) -> Response:
-        return await cached_json_async(
+        return await cached_json(
             self.cache,
-            self.engine,
             resource,
             scope,
             params,
             model,
-            compute,
+            lambda: self.run(compute),
             exclude_unset=exclude_unset,
         )
 
@@ -233,7 +263,7 @@ class Read:
 class TenantRead(Read):
     """A ``/tenant/*`` read: ``scope`` is the one tenant it may show. ``status_checked`` is
     False when the tenant's status (unknown tenant, suspension) is still to be checked: with
-    the cache off, ``tenant_json`` checks it on the connection of the answer itself."""
+    the cache off, ``tenant_json`` reads it beside the answer, in the same round trip."""
 
     scope: TenantScope
     status_checked: bool = True
@@ -243,7 +273,7 @@ class TenantRead(Read):
         resource: str,
         params: Mapping[str, object] | None,
         model: type[BaseModel],
-        compute: Callable[[Connection], Mapping[str, Any]],
+        compute: Compute,
         *,
         exclude_unset: bool = False,
     ) -> Response:
@@ -260,12 +290,18 @@ class TenantRead(Read):
         )
 
 
-def _after_status_check(
-    scope: TenantScope, compute: Callable[[Connection], Mapping[str, Any]]
-) -> Callable[[Connection], Mapping[str, Any]]:
-    def checked(conn: Connection) -> Mapping[str, Any]:
-        checked_tenant_scope(scope.principal, scope.tenant_id, tenant_status(conn, scope.tenant_id))
-        return compute(conn)
+def _after_status_check(scope: TenantScope, compute: Compute) -> Compute:
+    async def checked(reads: Reads) -> Mapping[str, Any]:
+        status, data = await reads.gather(
+            tenant_status(reads, scope.tenant_id), compute(reads), return_exceptions=True
+        )
+        if isinstance(status, BaseException):
+            raise status
+        # the status decides first: an unknown or suspended tenant shows nothing
+        checked_tenant_scope(scope.principal, scope.tenant_id, status)
+        if isinstance(data, BaseException):
+            raise data
+        return data
 
     return checked
 
@@ -279,17 +315,16 @@ async def get_tenant_read(
     _declared: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)] = None,
 ) -> TenantRead:
     principal = await authenticate(request)
-    runtime: Runtime = request.app.state.runtime
+    runtime = auth_runtime(request)
     requested = requested_tenant(principal, tenant_id)
     request.state.tenant_id = str(requested)  # for the access log (see get_principal)
     if runtime.cache.backend is None:
-        # The cache is off: the status is read on the answer's own connection (one read
-        # instead of two: profiled, each read's checkout and hop cost as much as its query).
+        # The cache is off: the status is read beside the answer (one round trip, not two).
         scope = _scope(principal, requested)
-        return TenantRead(principal, runtime.engine, runtime.cache, scope, status_checked=False)
-    status = await cached_tenant_status(runtime.cache, runtime.engine, requested)
+        return TenantRead(principal, runtime.reads, runtime.cache, scope, status_checked=False)
+    status = await cached_tenant_status(runtime.cache, runtime.reads, requested)
     scope = checked_tenant_scope(principal, requested, status)
-    return TenantRead(principal, runtime.engine, runtime.cache, scope)
+    return TenantRead(principal, runtime.reads, runtime.cache, scope)
 
 
 async def _staff_read(request: Request, admin_only: bool) -> Read:
@@ -298,8 +333,8 @@ async def _staff_read(request: Request, admin_only: bool) -> Read:
         await require_internal_admin(principal)
     else:
         await require_internal(principal)
-    runtime: Runtime = request.app.state.runtime
-    return Read(principal, runtime.engine, runtime.cache)
+    runtime = auth_runtime(request)
+    return Read(principal, runtime.reads, runtime.cache)
 
 
 async def get_staff_read(

@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from alquimista_ops.core.schema import GROUPS, INTERNAL_GROUPS, TENANT_GROUPS
+from alquimista_ops.core.schema import GROUPS, INTERNAL_GROUPS
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,16 +31,5 @@ class Principal:
         return "INTERNAL_ADMIN" in self.groups
 
     @property
-    def is_tenant_user(self) -> bool:
-        return not self.is_internal and any(g in TENANT_GROUPS for g in self.groups)
-
-    @property
     def is_tenant_admin(self) -> bool:
         return "TENANT_ADMIN" in self.groups
-
-    @property
-    def primary_group(self) -> str | None:
-        for group in GROUPS:  # ordered by precedence
-            if group in self.groups:
-                return group
-        return None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import sqlalchemy as sa
@@ -35,15 +34,3 @@ def upsert_group(conn: Connection, name: str, description: str, precedence: int)
         sa.insert(auth_groups).values(name=name, description=description, precedence=precedence)
     )
     return True
-
-
-def list_groups(conn: Connection) -> list[Any]:
-    return list(conn.execute(sa.select(auth_groups).order_by(auth_groups.c.precedence)))
-
-
-def account_count(conn: Connection) -> int:
-    return int(conn.execute(sa.select(sa.func.count()).select_from(auth_users)).scalar_one())
-
-
-def delete_account(conn: Connection, account_id: uuid.UUID) -> None:
-    conn.execute(sa.delete(auth_users).where(auth_users.c.id == account_id))

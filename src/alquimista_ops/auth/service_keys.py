@@ -24,9 +24,9 @@ import sqlalchemy as sa
 from fastapi import Depends, Request
 from sqlalchemy.engine import Connection
 
-from alquimista_ops.auth.deps import bearer_token
+from alquimista_ops.auth.deps import AuthRuntimeDep, bearer_token
 from alquimista_ops.core.clock import utcnow
-from alquimista_ops.core.deps import DbDep, RuntimeDep
+from alquimista_ops.core.deps import DbDep
 from alquimista_ops.core.errors import Conflict, Forbidden, NotFound, Unauthorized
 from alquimista_ops.core.schema import service_principals
 
@@ -137,7 +137,9 @@ def authenticate_key(conn: Connection, key: str) -> ServicePrincipal | None:
     return ServicePrincipal(id=row.id, name=row.name, scopes=tuple(row.scopes or ()))
 
 
-def get_service_principal(request: Request, runtime: RuntimeDep, conn: DbDep) -> ServicePrincipal:
+def get_service_principal(
+    request: Request, runtime: AuthRuntimeDep, conn: DbDep
+) -> ServicePrincipal:
     key = request.headers.get("x-api-key") or bearer_token(request)
     if not key:
         raise Unauthorized("A service API key is required")

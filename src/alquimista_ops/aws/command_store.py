@@ -34,15 +34,18 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from starlette.concurrency import run_in_threadpool
 
 from alquimista_ops.aws import layout
-from alquimista_ops.commands.audit import Actor, creator, event_row, write_events
+from alquimista_ops.commands import audit
+from alquimista_ops.commands.audit import Actor
 from alquimista_ops.commands.model import Backlog, CommandQuery, CommandRecord, NewCommand
+from alquimista_ops.commands.queries import TENANT_NAMES
 from alquimista_ops.core.clock import utcnow
 from alquimista_ops.core.errors import Conflict, ValidationFailed
-from alquimista_ops.core.schema import tenants
+from alquimista_ops.core.reads import Reads
+from alquimista_ops.core.settings import Settings
 
 STATUSES = ("PENDING", "RUNNING", "SUCCESS", "ERROR", "CANCELLED")
 IDEMPOTENCY_PREFIX = "idempotency#"
@@ -163,8 +166,6 @@ def _key(record: CommandRecord) -> dict[str, Any]:
 class DynamoCommandStore:
     """The ``CommandStore`` over the DynamoDB commands table (``client``: a boto3 client)."""
 
-    in_database = False  # boto3 blocks: its reads must not run on the event loop
-
     def __init__(self, table_name: str, client: Any) -> None:
         self.table = table_name
         self.client = client
@@ -248,19 +249,16 @@ class DynamoCommandStore:
         attributes: dict[str, Any] = response["Attributes"]
         return attributes
 
-    def _tenant_names(self, conn: Connection, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
-        if not ids:
-            return {}
-        rows = conn.execute(sa.select(tenants.c.id, tenants.c.name).where(tenants.c.id.in_(ids)))
-        return {row.id: row.name for row in rows}
-
     def _with_names(self, conn: Connection, items: Sequence[dict[str, Any]]) -> list[CommandRecord]:
-        records = [record_from_item(item) for item in items]
-        names = self._tenant_names(conn, {r.tenant_id for r in records if r.tenant_id})
-        return [
-            record_from_item(item, names.get(r.tenant_id) if r.tenant_id else None)
-            for item, r in zip(items, records, strict=True)
-        ]
+        ids = _tenant_ids(items)
+        rows = TENANT_NAMES.execute(conn, ids=list(ids)).all() if ids else []
+        return _named(items, rows)
+
+    async def _read_with_names(
+        self, reads: Reads, items: Sequence[dict[str, Any]]
+    ) -> list[CommandRecord]:
+        ids = _tenant_ids(items)
+        return _named(items, await reads.all(TENANT_NAMES, ids=list(ids)) if ids else [])
 
     # -- API side --------------------------------------------------------------------------
     def create(self, conn: Connection, new: NewCommand, actor: Actor) -> tuple[CommandRecord, bool]:
@@ -316,16 +314,28 @@ class DynamoCommandStore:
                 if replay is None:  # expired by TTL between the two reads
                     raise
                 return replay, False
-        names = self._tenant_names(conn, {new.tenant_id} if new.tenant_id else set())
-        record = record_from_item(item, names.get(new.tenant_id) if new.tenant_id else None)
-        write_events(conn, [event_row("created", record, actor, {"parameters": new.parameters})])
+        record = self._with_names(conn, [item])[0]
+        audit.created(conn, record, actor, new)
         return record, True
 
     def get(self, conn: Connection, command_id: uuid.UUID) -> CommandRecord | None:
         item = self._item(command_id)
         return self._with_names(conn, [item])[0] if item else None
 
+    async def read_one(self, reads: Reads, command_id: uuid.UUID) -> CommandRecord | None:
+        item = await run_in_threadpool(self._item, command_id)  # boto3 blocks
+        return (await self._read_with_names(reads, [item]))[0] if item else None
+
     def search(self, conn: Connection, query: CommandQuery) -> tuple[list[CommandRecord], int]:
+        items, total = self._search_items(query)
+        return self._with_names(conn, items), total
+
+    async def read_page(self, reads: Reads, query: CommandQuery) -> tuple[list[CommandRecord], int]:
+        items, total = await run_in_threadpool(self._search_items, query)  # boto3 blocks
+        return await self._read_with_names(reads, items), total
+
+    def _search_items(self, query: CommandQuery) -> tuple[list[dict[str, Any]], int]:
+        """The items of ``query``'s page and the true total."""
         if query.offset > MAX_OFFSET:
             raise ValidationFailed(
                 f"offset is at most {MAX_OFFSET} when commands are kept in DynamoDB",
@@ -358,7 +368,7 @@ class DynamoCommandStore:
                     break
                 items.append(item)
         items.sort(key=lambda i: (i["created_at"]["S"], i["command_id"]["S"]), reverse=True)
-        return self._with_names(conn, items[query.offset : need]), total
+        return items[query.offset : need], total
 
     def cancel(self, conn: Connection, command_id: uuid.UUID, actor: Actor) -> CommandRecord | None:
         item = self._item(command_id)
@@ -379,7 +389,7 @@ class DynamoCommandStore:
         if updated is None:
             return None
         record = self._with_names(conn, [updated])[0]
-        write_events(conn, [event_row("cancelled", record, actor)])
+        audit.cancelled(conn, record, actor)
         return record
 
     # -- worker side -----------------------------------------------------------------------
@@ -422,9 +432,7 @@ class DynamoCommandStore:
         self, conn: Connection, owner: str, items: Sequence[dict[str, Any]]
     ) -> list[CommandRecord]:
         records = [record_from_item(item) for item in items]
-        write_events(
-            conn, [event_row("started", r, creator(r), {"worker": owner}) for r in records]
-        )
+        audit.started(conn, owner, records)
         return records
 
     def claim(
@@ -537,13 +545,7 @@ class DynamoCommandStore:
                 if _error_code(exc) == "TransactionCanceledException":
                     raise LeaseLost(f"{owner} no longer holds every command of the batch") from exc
                 raise
-        write_events(
-            conn,
-            [
-                event_row("succeeded", r, creator(r), {"worker": owner, "output": out})
-                for r, out in results
-            ],
-        )
+        audit.succeeded(conn, owner, results)
 
     def fail(
         self,
@@ -575,13 +577,7 @@ class DynamoCommandStore:
         )
         if updated is None:
             return None
-        details: dict[str, Any] = {"worker": owner, "error": error[:2000]}
-        if retry_at is not None:
-            details["retry_at"] = retry_at.isoformat()
-            write_events(conn, [event_row("retry_scheduled", record, creator(record), details)])
-        else:
-            details["dead_letter"] = record.attempts >= record.max_attempts
-            write_events(conn, [event_row("failed", record, creator(record), details)])
+        audit.failed(conn, owner, record, error, retry_at)
         return status
 
     def _running(self, extra_filter: str, values: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -617,16 +613,14 @@ class DynamoCommandStore:
 
     def _release(self, records: Sequence[CommandRecord], conn: Connection) -> int:
         now = utcnow()
-        events: list[dict[str, Any]] = []
-        released = 0
+        released: list[CommandRecord] = []
         for r in records:
-            dead = r.attempts >= r.max_attempts
             values: dict[str, Any] = {
                 ":running": _s("RUNNING"),
                 ":lease": _s(ts(r.lease_expires_at or now)),
                 ":now": _s(ts(now)),
             }
-            if dead:
+            if r.attempts >= r.max_attempts:
                 update = "SET #s = :error, completed_at = :now, error_message = :message"
                 values.update(
                     {
@@ -647,15 +641,12 @@ class DynamoCommandStore:
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues=values,
             )
-            if changed is None:
-                continue
-            released += 1
-            details = {"worker": r.lease_owner, "lease_expires_at": str(r.lease_expires_at)}
-            events.append(event_row("lease_expired", r, creator(r), details))
-            if dead:
-                events.append(event_row("failed", r, creator(r), {**details, "dead_letter": True}))
-        write_events(conn, events)
-        return released
+            if changed is not None:
+                released.append(r)
+        audit.leases_expired(
+            conn, released, {r.command_id for r in released if r.attempts >= r.max_attempts}
+        )
+        return len(released)
 
     def release_expired(self, conn: Connection, limit: int = 500) -> int:
         expired: list[CommandRecord] = []
@@ -731,18 +722,7 @@ class DynamoCommandStore:
             fresh.update({"status": _s("PENDING"), "attempts": _n(0), "next_attempt_at": now})
             self.client.put_item(TableName=self.table, Item=fresh)
             records.append(record_from_item(old))
-        write_events(
-            conn,
-            [
-                event_row(
-                    "redriven",
-                    r,
-                    actor,
-                    {"previous_error": r.error_message, "previous_attempts": r.attempts},
-                )
-                for r in records
-            ],
-        )
+        audit.redriven(conn, records, actor)
         return [r.command_id for r in records]
 
     def purge_expired(self, conn: Connection, limit: int = 5000) -> int:
@@ -754,3 +734,25 @@ def dynamodb_client(region: str) -> Any:
     import boto3
 
     return boto3.client("dynamodb", region_name=region)
+
+
+def dynamodb_store(settings: Settings) -> DynamoCommandStore:
+    """The store of ``COMMANDS_TABLE`` (``commands.runtime_hooks.build_store``)."""
+    assert settings.commands_table
+    return DynamoCommandStore(settings.commands_table, dynamodb_client(settings.aws_region))
+
+
+def _tenant_ids(items: Sequence[dict[str, Any]]) -> set[uuid.UUID]:
+    return {r.tenant_id for r in map(record_from_item, items) if r.tenant_id}
+
+
+def _named(items: Sequence[dict[str, Any]], names: Sequence[Any]) -> list[CommandRecord]:
+    """The records of ``items`` with their tenants' names (rows of ``TENANT_NAMES``)."""
+    by_id = {row.id: row.name for row in names}
+    records = []
+    for item in items:
+        record = record_from_item(item)
+        records.append(
+            record_from_item(item, by_id.get(record.tenant_id)) if record.tenant_id else record
+        )
+    return records

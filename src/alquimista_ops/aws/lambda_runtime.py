@@ -13,7 +13,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 
 from alquimista_ops.aws.layout import SERVICE_NAME
-from alquimista_ops.core.runtime import Runtime, build_runtime
+from alquimista_ops.runtime import Runtime, build_runtime
 
 logger = Logger(service=SERVICE_NAME)
 tracer = Tracer(service=SERVICE_NAME)

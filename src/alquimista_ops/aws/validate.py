@@ -399,7 +399,6 @@ def database_checks(engine: Engine, schema: str) -> list[Check]:
     import sqlalchemy as sa
 
     from alquimista_ops.core import migrate
-    from alquimista_ops.core.db import is_postgres
     from alquimista_ops.core.schema import DASHBOARD_TABLES, metadata
 
     checks: list[Check] = []
@@ -408,8 +407,7 @@ def database_checks(engine: Engine, schema: str) -> list[Check]:
         head = migrate.head_revision()
         checks.append(_expect(f"database at migration {head}", current, head))
         inspector = sa.inspect(engine)
-        pg_schema = schema if is_postgres(engine) else None
-        present = set(inspector.get_table_names(schema=pg_schema))
+        present = set(inspector.get_table_names(schema=schema))
         for table in DASHBOARD_TABLES:
             exists = table in present
             checks.append(Check(f"table {table}", exists, "" if exists else "missing"))
@@ -418,7 +416,7 @@ def database_checks(engine: Engine, schema: str) -> list[Check]:
             if table not in present:
                 continue
             wanted = len(metadata.tables[table].indexes)
-            found = len(inspector.get_indexes(table, schema=pg_schema))
+            found = len(inspector.get_indexes(table, schema=schema))
             if found < wanted:
                 short.append(f"{table} ({found} of {wanted})")
         checks.append(Check("indexes on every dashboard table", not short, ", ".join(short)))

@@ -25,5 +25,5 @@ async def billing_overview(read: AdminReadDep, period: PeriodDep) -> Response:
         PLATFORM_SCOPE,
         {"from": period.start, "to": period.end},
         BillingOverview,
-        lambda conn: service.billing_overview(conn, period),
+        lambda reads: service.billing_overview(reads, period),
     )

@@ -8,14 +8,11 @@ churned was paying until its ``churned_at``). Trial tenants have an MRR of 0; su
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
-from alquimista_ops.core.fastread import Call
+from alquimista_ops.core.reads import Query
 from alquimista_ops.core.schema import plans, tenant_totals, tenants
 from alquimista_ops.core.types import bigint_or_zero, utc_date
 
@@ -82,15 +79,7 @@ def _active_by_plan_and_segment() -> sa.Select[Any]:
     )
 
 
-ACTIVE_BY_PLAN_AND_SEGMENT = _active_by_plan_and_segment()
-
-
-def active_by_plan_and_segment_call(start: datetime) -> Call:
-    return ACTIVE_BY_PLAN_AND_SEGMENT, {"start": start}
-
-
-def active_by_plan_and_segment(conn: Connection, start: datetime) -> Sequence[Any]:
-    return conn.execute(*active_by_plan_and_segment_call(start)).all()
+ACTIVE_BY_PLAN_AND_SEGMENT = Query(_active_by_plan_and_segment())
 
 
 def _movements_by_day() -> sa.Select[Any]:
@@ -127,14 +116,5 @@ def _movements_by_day() -> sa.Select[Any]:
     )
 
 
-MOVEMENTS_BY_DAY = _movements_by_day()
-
-
-def movements_by_day_call(start: datetime, end: datetime) -> Call:
-    return MOVEMENTS_BY_DAY, {"start": start, "end": end}
-
-
-def movements_by_day(conn: Connection, start: datetime, end: datetime) -> Sequence[Any]:
-    """The MRR movements of [start, end) per UTC day (in cents): paying tenants created or
-    churned."""
-    return conn.execute(*movements_by_day_call(start, end)).all()
+# The MRR movements of [start, end) per UTC day (in cents): paying tenants created or churned.
+MOVEMENTS_BY_DAY = Query(_movements_by_day())

@@ -15,12 +15,10 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy.engine import Connection
-
 from alquimista_ops.billing import queries
-from alquimista_ops.core.fastread import Call, prefetch
 from alquimista_ops.core.numbers import money
 from alquimista_ops.core.params import Period
+from alquimista_ops.core.reads import Reads
 from alquimista_ops.core.schema import SEGMENTS
 
 
@@ -43,22 +41,15 @@ def _bounds(period: Period) -> tuple[datetime, datetime]:
     return _midnight(period.start), _midnight(period.end + timedelta(days=1))
 
 
-def billing_overview_calls(period: Period) -> list[Call]:
-    """The statements ``billing_overview`` runs, for ``core.fastread.prefetch``."""
-    start, end = _bounds(period)
-    return [
-        queries.active_by_plan_and_segment_call(start),
-        queries.movements_by_day_call(start, end),
-    ]
-
-
-def billing_overview(conn: Connection, period: Period) -> dict[str, Any]:
+async def billing_overview(reads: Reads, period: Period) -> dict[str, Any]:
     """The overview of ``period``. Sums are kept in integer cents, as the queries give them
     (``cents / 100`` is the float of the two-decimal amount: what ``money`` gives for it, with
     no ``Decimal`` arithmetic per day of the trend)."""
-    prefetch(conn, billing_overview_calls(period))
     start, end = _bounds(period)
-    rows = queries.active_by_plan_and_segment(conn, start)
+    rows, movements = await reads.gather(
+        reads.all(queries.ACTIVE_BY_PLAN_AND_SEGMENT, start=start),
+        reads.all(queries.MOVEMENTS_BY_DAY, start=start, end=end),
+    )
     base_cents = int(rows[0].base_cents) if rows else 0
     # plan -> [tenants, cents] in the plans' order; segment -> [tenants, cents]
     plan_totals: dict[str, list[int]] = {}
@@ -75,7 +66,7 @@ def billing_overview(conn: Connection, period: Period) -> dict[str, Any]:
     active_tenants = sum(count for count, _cents in plan_totals.values())
     total_cents = sum(cents for _count, cents in plan_totals.values())
 
-    moves = {row.day: row for row in queries.movements_by_day(conn, start, end)}
+    moves = {row.day: row for row in movements}
     new_cents = churned_cents = 0
     new_count = churn_count = 0
     running = base_cents

@@ -3,48 +3,24 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
-from sqlalchemy.engine import Connection
 
 from alquimista_ops.auth.deps import InternalDep, StaffReadDep
 from alquimista_ops.commands import service
 from alquimista_ops.commands.model import CommandQuery
-from alquimista_ops.commands.runtime_hooks import store_for, wakeup_for
-from alquimista_ops.commands.schemas import (
-    Command,
-    CommandCreate,
-    CommandCreated,
-    CommandList,
-    CommandStatus,
-    CommandType,
-)
-from alquimista_ops.core.deps import RuntimeDep, gated_transaction
+from alquimista_ops.commands.runtime_hooks import store_for
+from alquimista_ops.commands.schemas import Command, CommandCreate, CommandCreated, CommandList
+from alquimista_ops.core.deps import DbDep
 from alquimista_ops.core.errors import ValidationFailed
 from alquimista_ops.core.params import Page, page_param
+from alquimista_ops.core.schema import CommandStatus, CommandType
+from alquimista_ops.runtime import RuntimeDep
 
 router = APIRouter(prefix="/internal/operations/commands", tags=["operations"])
 
 NO_STORE = {"Cache-Control": "private, max-age=0", "X-Cache": "MISS"}
-
-
-async def command_unit_of_work(runtime: RuntimeDep) -> AsyncIterator[Connection]:
-    """The request's transaction for writes; after commit an in-process worker is woken
-    (on PostgreSQL the store's NOTIFY is delivered by the commit itself)."""
-
-    def wake_worker() -> None:
-        wake = wakeup_for(runtime)
-        if wake is not None:
-            wake.set()
-
-    async with gated_transaction(runtime.engine, after_commit=wake_worker) as conn:
-        yield conn
-
-
-# scope="function": the transaction commits before the response is sent (read your writes)
-WriteDbDep = Annotated[Connection, Depends(command_unit_of_work, scope="function")]
 
 
 def reject_query_parameters(request: Request) -> None:
@@ -80,7 +56,7 @@ def create_command(
     response: Response,
     runtime: RuntimeDep,
     principal: InternalDep,
-    conn: WriteDbDep,
+    conn: DbDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> dict[str, Any]:
     record, created = service.create_command(
@@ -117,9 +93,7 @@ async def list_commands(
     response.headers.update(NO_STORE)
     query = CommandQuery(status, command_type, tenant_id, page.limit, page.offset)
     store = store_for(runtime)
-    return await read.db(
-        lambda conn: service.list_commands(conn, store, query), other_io=not store.in_database
-    )
+    return await read.run(lambda reads: service.list_commands(reads, store, query))
 
 
 @router.get("/{command_id}", response_model=Command, summary="One command")
@@ -131,9 +105,7 @@ async def get_command(
 ) -> dict[str, Any]:
     response.headers.update(NO_STORE)
     store = store_for(runtime)
-    return await read.db(
-        lambda conn: service.get_command(conn, store, command_id), other_io=not store.in_database
-    )
+    return await read.run(lambda reads: service.get_command(reads, store, command_id))
 
 
 @router.post(
@@ -147,7 +119,7 @@ def cancel_command(
     request: Request,
     runtime: RuntimeDep,
     principal: InternalDep,
-    conn: WriteDbDep,
+    conn: DbDep,
 ) -> dict[str, Any]:
     return service.cancel_command(
         conn, store_for(runtime), principal, _actor(request, principal), command_id

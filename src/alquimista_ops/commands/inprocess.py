@@ -1,24 +1,22 @@
-"""The in-process worker of ``serve``/``dev`` on the embedded SQLite database, so that
-``make run`` alone processes commands and runs the daily usage rollup (PostgreSQL deployments
-run ``alquimista-ops worker``, which does both)."""
+"""The command worker and the daily usage scheduler inside the server process, for
+``alquimista-ops dev`` (``COMMAND_INPROCESS_WORKER=on``): ``make run`` alone then processes
+commands and runs the daily rollup. Deployments run ``alquimista-ops worker``, which does both."""
 
 from __future__ import annotations
 
 import threading
 from typing import Any
 
-from alquimista_ops.commands.runtime_hooks import WAKE_KEY, cache_hooks_for, store_for
+from alquimista_ops.commands.runtime_hooks import cache_hooks_for, store_for
 from alquimista_ops.commands.worker import Worker, WorkerConfig
-from alquimista_ops.core.db import is_postgres
-from alquimista_ops.core.runtime import Runtime
+from alquimista_ops.runtime import Runtime
 from alquimista_ops.usage.scheduler import run_scheduler_loop
 
 SCHEDULER_KEY = "usage_scheduler"
 
 
 def start_inprocess_worker(runtime: Runtime) -> Worker | None:
-    mode = runtime.settings.command_inprocess_worker
-    if mode == "off" or (mode == "auto" and is_postgres(runtime.engine)):
+    if not runtime.settings.command_inprocess_worker:
         return None
     worker = Worker(
         runtime.engine,
@@ -26,7 +24,6 @@ def start_inprocess_worker(runtime: Runtime) -> Worker | None:
         store=store_for(runtime),
         cache=cache_hooks_for(runtime),
     )
-    runtime.extras[WAKE_KEY] = worker.wake
     worker.start()
     runtime.extras[SCHEDULER_KEY] = start_scheduler_thread(runtime.engine, runtime.settings)
     return worker
@@ -55,6 +52,5 @@ def stop_scheduler_thread(handle: tuple[threading.Event, threading.Thread] | Non
 
 def stop_inprocess_worker(runtime: Runtime, worker: Worker | None) -> None:
     if worker is not None:
-        runtime.extras.pop(WAKE_KEY, None)
         worker.stop(timeout=30.0)
         stop_scheduler_thread(runtime.extras.pop(SCHEDULER_KEY, None))

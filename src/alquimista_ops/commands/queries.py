@@ -7,8 +7,10 @@ from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
+from alquimista_ops.core.reads import Query
 from alquimista_ops.core.schema import (
     agents,
     operational_events,
@@ -16,6 +18,14 @@ from alquimista_ops.core.schema import (
     tenant_integrations,
     tenant_usage_daily,
     tenants,
+)
+from alquimista_ops.core.types import UUIDType
+
+# The names of the tenants ``ids`` (a list): ``id``, ``name``.
+TENANT_NAMES = Query(
+    sa.select(tenants.c.id, tenants.c.name).where(
+        tenants.c.id == sa.any_(sa.bindparam("ids", type_=postgresql.ARRAY(UUIDType)))
+    )
 )
 
 

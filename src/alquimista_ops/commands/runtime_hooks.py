@@ -15,19 +15,18 @@ With the cache off (``CACHE_ENABLED=false``) the hooks purge nothing and report
 
 from __future__ import annotations
 
-import threading
 import uuid
+from collections.abc import Callable
 
 from alquimista_ops.commands import store as command_store
 from alquimista_ops.commands.handlers import CacheHooks
 from alquimista_ops.commands.store import SqlCommandStore
 from alquimista_ops.core.cache import build_cache
-from alquimista_ops.core.runtime import Runtime
 from alquimista_ops.core.settings import Settings
+from alquimista_ops.runtime import Runtime
 
 CACHE_HOOKS_KEY = "command_cache_hooks"
 STORE_KEY = "command_store"
-WAKE_KEY = "command_wakeup"
 
 
 def store_for(runtime: Runtime) -> command_store.CommandStore:
@@ -38,22 +37,28 @@ def store_for(runtime: Runtime) -> command_store.CommandStore:
     return store
 
 
+# The DynamoDB store's factory, set by the AWS adapter when it is imported (``alquimista_ops.aws``)
+_dynamodb_store: Callable[[Settings], command_store.CommandStore] | None = None
+
+
+def keep_commands_on_dynamodb_with(
+    factory: Callable[[Settings], command_store.CommandStore],
+) -> None:
+    global _dynamodb_store
+    _dynamodb_store = factory
+
+
 def build_store(settings: Settings) -> command_store.CommandStore:
     """the DynamoDB table ``COMMANDS_TABLE`` when ``settings.commands_on_dynamodb``
     (``COMMANDS_BACKEND=dynamodb``, or ``auto`` with ``COMMANDS_TABLE`` set, as on Lambda);
     otherwise the relational ``operational_commands`` table."""
     if settings.commands_on_dynamodb:
-        from alquimista_ops.aws.command_store import DynamoCommandStore, dynamodb_client
-
-        assert settings.commands_table
-        return DynamoCommandStore(settings.commands_table, dynamodb_client(settings.aws_region))
+        if _dynamodb_store is None:
+            raise RuntimeError(
+                "COMMANDS_TABLE is served by the AWS adapter: import alquimista_ops.aws"
+            )
+        return _dynamodb_store(settings)
     return SqlCommandStore()
-
-
-def wakeup_for(runtime: Runtime) -> threading.Event | None:
-    """Set by an in-process worker: the API sets it after committing a new command."""
-    event = runtime.extras.get(WAKE_KEY)
-    return event if isinstance(event, threading.Event) else None
 
 
 def cache_hooks_for(runtime: Runtime) -> CacheHooks:

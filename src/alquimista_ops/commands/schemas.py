@@ -4,25 +4,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal, get_args
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from alquimista_ops.core.schema import COMMAND_STATUSES, COMMAND_TYPES
-
-CommandStatus = Literal["PENDING", "RUNNING", "SUCCESS", "ERROR", "CANCELLED"]
-CommandType = Literal[
-    "HEALTH_CHECK",
-    "RESTART_AGENT",
-    "RESET_TOKEN",
-    "REPROCESS_QUEUE",
-    "PAUSE_AGENT",
-    "SUSPEND_TENANT",
-    "REACTIVATE_TENANT",
-    "RECOMPUTE_USAGE",
-    "CLEAR_CACHE",
-]
-assert get_args(CommandStatus) == COMMAND_STATUSES and get_args(CommandType) == COMMAND_TYPES
+from alquimista_ops.core.schema import COMMAND_TYPES
 
 
 class CommandCreate(BaseModel):

@@ -19,6 +19,7 @@ from alquimista_ops.commands.model import CommandQuery, CommandRecord, NewComman
 from alquimista_ops.commands.store import CommandStore
 from alquimista_ops.core.clock import utcnow
 from alquimista_ops.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from alquimista_ops.core.reads import Reads
 
 _KEY_RE = re.compile(r"^[\x21-\x7e]{1,128}$")
 
@@ -136,8 +137,8 @@ def create_command(
     return store.create(conn, new, actor)
 
 
-def list_commands(conn: Connection, store: CommandStore, query: CommandQuery) -> dict[str, Any]:
-    records, total = store.search(conn, query)
+async def list_commands(reads: Reads, store: CommandStore, query: CommandQuery) -> dict[str, Any]:
+    records, total = await store.read_page(reads, query)
     return {
         "commands": [command_view(r) for r in records],
         "total": total,
@@ -146,8 +147,8 @@ def list_commands(conn: Connection, store: CommandStore, query: CommandQuery) ->
     }
 
 
-def get_command(conn: Connection, store: CommandStore, command_id: uuid.UUID) -> dict[str, Any]:
-    record = store.get(conn, command_id)
+async def get_command(reads: Reads, store: CommandStore, command_id: uuid.UUID) -> dict[str, Any]:
+    record = await store.read_one(reads, command_id)
     if record is None:
         raise NotFound(f"Command {command_id} not found")
     return command_view(record)

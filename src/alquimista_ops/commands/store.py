@@ -5,11 +5,11 @@ the SQL one; the handlers never see a store. Every method takes the relational c
 the caller's transaction: the SQL store keeps commands in it, and every store writes the
 audit rows (``operational_events``) in it.
 
-SQL implementation, PostgreSQL: claiming is ``UPDATE … WHERE command_id IN (SELECT … FOR
-UPDATE SKIP LOCKED LIMIT n) RETURNING``, so concurrent workers never take the same row, and
-``pg_notify`` wakes the workers when the creating transaction commits. SQLite: the same
-statements in a ``BEGIN IMMEDIATE`` transaction (one writer at a time: a correct single-node
-claim); there is no notification, the in-process worker is woken after commit instead.
+SQL implementation: claiming is ``UPDATE … WHERE command_id IN (SELECT … FOR UPDATE SKIP LOCKED
+LIMIT n) RETURNING``, so concurrent workers never take the same row, and ``pg_notify`` wakes
+the workers when the creating transaction commits. The API's reads (``read_one``,
+``read_page``) run on the event loop (``core.reads``), from the same declarations as the
+transactional ``get`` and ``search``.
 """
 
 from __future__ import annotations
@@ -21,17 +21,19 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from psycopg.types.json import Jsonb
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
-from alquimista_ops.commands.audit import Actor, creator, event_row, write_events
+from alquimista_ops.commands import audit
+from alquimista_ops.commands.audit import Actor
 from alquimista_ops.commands.model import Backlog, CommandQuery, CommandRecord, NewCommand
 from alquimista_ops.core.clock import utcnow
-from alquimista_ops.core.db import is_postgres
 from alquimista_ops.core.errors import Conflict
+from alquimista_ops.core.reads import Query, Reads
 from alquimista_ops.core.schema import operational_commands as oc
 from alquimista_ops.core.schema import tenants
-from alquimista_ops.core.types import JSONType, UTCDateTime
+from alquimista_ops.core.types import UTCDateTime
 
 NOTIFY_CHANNEL = "alquimista_commands"
 
@@ -70,7 +72,7 @@ _COMPLETE_MANY = sa.text(
 ).bindparams(sa.bindparam("now", type_=UTCDateTime()))
 
 
-_GET = (
+_GET = Query(
     sa.select(*RECORD_COLUMNS, tenants.c.name.label("tenant_name"))
     .select_from(oc.outerjoin(tenants, tenants.c.id == oc.c.tenant_id))
     .where(oc.c.command_id == sa.bindparam("command_id"))
@@ -91,7 +93,7 @@ def _search_conditions(
 
 
 @functools.cache
-def _search_statement(by_status: bool, by_type: bool, by_tenant: bool) -> sa.Select[Any]:
+def _search_statement(by_status: bool, by_type: bool, by_tenant: bool) -> Query:
     """The number of matching commands (``matching``) with a page of them (``:limit``,
     ``:offset``), newest first: one row per command of the page, or a single row without a
     command (null ``command_id``) when the page is empty."""
@@ -111,19 +113,40 @@ def _search_statement(by_status: bool, by_type: bool, by_tenant: bool) -> sa.Sel
         .offset(sa.bindparam("offset"))
         .subquery("page")
     )
-    return (
+    return Query(
         sa.select(matching.c.matching, page)
         .select_from(matching.outerjoin(page, sa.true()))
         .order_by(page.c.created_at.desc(), page.c.command_id.desc())
     )
 
 
+def _search(query: CommandQuery) -> tuple[Query, dict[str, Any]]:
+    """The search statement of ``query``'s filters and its parameters."""
+    shape = (bool(query.status), bool(query.command_type), bool(query.tenant_id))
+    params = {
+        "status": query.status,
+        "command_type": query.command_type,
+        "tenant_id": query.tenant_id,
+        "limit": query.limit,
+        "offset": query.offset,
+    }
+    return _search_statement(*shape), params
+
+
+def _page(rows: Sequence[Any]) -> tuple[list[CommandRecord], int]:
+    return [_record(r) for r in rows if r.command_id is not None], int(rows[0].matching)
+
+
 class CommandStore(Protocol):
     """What the service and the worker need from the place commands are kept."""
 
-    # True when the commands live in the relational database: reading them is then only
-    # database I/O, which the server may run on its event loop (``core.deps.read_db``).
-    in_database: bool
+    async def read_one(self, reads: Reads, command_id: uuid.UUID) -> CommandRecord | None:
+        """``get`` on the API's read path (``core.reads``)."""
+        ...
+
+    async def read_page(self, reads: Reads, query: CommandQuery) -> tuple[list[CommandRecord], int]:
+        """``search`` on the API's read path (``core.reads``)."""
+        ...
 
     def create(self, conn: Connection, new: NewCommand, actor: Actor) -> tuple[CommandRecord, bool]:
         """Insert a PENDING command, or return the one already created with the same
@@ -190,21 +213,18 @@ class CommandStore(Protocol):
 
 
 def _record(row: Any, tenant_name: str | None = None) -> CommandRecord:
-    values = dict(row._mapping)
+    values = row._asdict()
     values.pop("matching", None)
     values.setdefault("tenant_name", tenant_name)
     return CommandRecord(**values)
 
 
 class SqlCommandStore:
-    """The ``CommandStore`` over PostgreSQL (SKIP LOCKED, NOTIFY) or SQLite (BEGIN IMMEDIATE)."""
-
-    in_database = True
+    """The ``CommandStore`` over PostgreSQL (SKIP LOCKED, NOTIFY)."""
 
     def notify(self, conn: Connection, payload: str = "") -> None:
         # NOTIFY inside a transaction is delivered when (and only if) it commits.
-        if is_postgres(conn):
-            conn.execute(sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, payload)))
+        conn.execute(sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, payload)))
 
     # -- API side --------------------------------------------------------------------------
     def create(self, conn: Connection, new: NewCommand, actor: Actor) -> tuple[CommandRecord, bool]:
@@ -227,9 +247,7 @@ class SqlCommandStore:
         if new.idempotency_key is None:
             conn.execute(sa.insert(oc).values(values))
         else:
-            insert = (postgresql.insert(oc) if is_postgres(conn) else sqlite.insert(oc)).values(
-                values
-            )
+            insert = postgresql.insert(oc).values(values)
             inserted = conn.execute(
                 insert.on_conflict_do_nothing(
                     index_elements=["created_by", "idempotency_key"]
@@ -251,7 +269,7 @@ class SqlCommandStore:
                     )
                 return record, False
         record = self._must_get(conn, new.command_id)
-        write_events(conn, [event_row("created", record, actor, {"parameters": new.parameters})])
+        audit.created(conn, record, actor, new)
         self.notify(conn, str(new.command_id))
         return record, True
 
@@ -261,21 +279,20 @@ class SqlCommandStore:
         return record
 
     def get(self, conn: Connection, command_id: uuid.UUID) -> CommandRecord | None:
-        row = conn.execute(_GET, {"command_id": command_id}).first()
+        row = _GET.execute(conn, command_id=command_id).first()
+        return _record(row) if row else None
+
+    async def read_one(self, reads: Reads, command_id: uuid.UUID) -> CommandRecord | None:
+        row = await reads.first(_GET, command_id=command_id)
         return _record(row) if row else None
 
     def search(self, conn: Connection, query: CommandQuery) -> tuple[list[CommandRecord], int]:
-        shape = (bool(query.status), bool(query.command_type), bool(query.tenant_id))
-        params = {
-            "status": query.status,
-            "command_type": query.command_type,
-            "tenant_id": query.tenant_id,
-            "limit": query.limit,
-            "offset": query.offset,
-        }
-        rows = conn.execute(_search_statement(*shape), params).all()
-        records = [_record(r) for r in rows if r.command_id is not None]
-        return records, int(rows[0].matching)
+        statement, params = _search(query)
+        return _page(statement.execute(conn, **params).all())
+
+    async def read_page(self, reads: Reads, query: CommandQuery) -> tuple[list[CommandRecord], int]:
+        statement, params = _search(query)
+        return _page(await reads.all(statement, **params))
 
     def cancel(self, conn: Connection, command_id: uuid.UUID, actor: Actor) -> CommandRecord | None:
         now = utcnow()
@@ -287,7 +304,7 @@ class SqlCommandStore:
         if not changed:
             return None
         record = self._must_get(conn, command_id)
-        write_events(conn, [event_row("cancelled", record, actor)])
+        audit.cancelled(conn, record, actor)
         return record
 
     # -- worker side -----------------------------------------------------------------------
@@ -316,10 +333,7 @@ class SqlCommandStore:
             .returning(*RECORD_COLUMNS)
         ).all()
         records = [_record(r) for r in rows]
-        write_events(
-            conn,
-            [event_row("started", r, creator(r), {"worker": owner}) for r in records],
-        )
+        audit.started(conn, owner, records)
         return records
 
     def hold(self, conn: Connection, owner: str, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
@@ -337,40 +351,17 @@ class SqlCommandStore:
     ) -> None:
         if not results:
             return
-        now = utcnow()
-        cleared = {"error_message": None, "lease_owner": None, "lease_expires_at": None}
-        if is_postgres(conn):
-            # One statement for the whole batch: UPDATE … FROM unnest(ids, outputs).
-            from psycopg.types.json import Jsonb
-
-            conn.execute(
-                _COMPLETE_MANY,
-                {
-                    "ids": [r.command_id for r, _ in results],
-                    "outputs": [Jsonb(out) for _, out in results],
-                    "owner": owner,
-                    "now": now,
-                },
-            )
-        else:
-            conn.execute(
-                sa.update(oc)
-                .where(oc.c.command_id == sa.bindparam("b_id"), oc.c.lease_owner == owner)
-                .values(
-                    status="SUCCESS",
-                    output=sa.bindparam("b_output", type_=JSONType),
-                    completed_at=now,
-                    **cleared,
-                ),
-                [{"b_id": r.command_id, "b_output": out} for r, out in results],
-            )
-        write_events(
-            conn,
-            [
-                event_row("succeeded", r, creator(r), {"worker": owner, "output": out})
-                for r, out in results
-            ],
+        # One statement for the whole batch: UPDATE … FROM unnest(ids, outputs).
+        conn.execute(
+            _COMPLETE_MANY,
+            {
+                "ids": [r.command_id for r, _ in results],
+                "outputs": [Jsonb(out) for _, out in results],
+                "owner": owner,
+                "now": utcnow(),
+            },
         )
+        audit.succeeded(conn, owner, results)
 
     def fail(
         self,
@@ -401,13 +392,7 @@ class SqlCommandStore:
         ).rowcount
         if not changed:
             return None
-        details: dict[str, Any] = {"worker": owner, "error": error[:2000]}
-        if retry_at is not None:
-            details["retry_at"] = retry_at.isoformat()
-            write_events(conn, [event_row("retry_scheduled", record, creator(record), details)])
-        else:
-            details["dead_letter"] = record.attempts >= record.max_attempts
-            write_events(conn, [event_row("failed", record, creator(record), details)])
+        audit.failed(conn, owner, record, error, retry_at)
         return str(values["status"])
 
     def renew_leases(self, conn: Connection, owner: str, lease_seconds: float) -> int:
@@ -460,13 +445,7 @@ class SqlCommandStore:
                     **cleared,
                 )
             )
-        events = []
-        for r in records:
-            details = {"worker": r.lease_owner, "lease_expires_at": str(r.lease_expires_at)}
-            events.append(event_row("lease_expired", r, creator(r), details))
-            if r.command_id in dead:
-                events.append(event_row("failed", r, creator(r), {**details, "dead_letter": True}))
-        write_events(conn, events)
+        audit.leases_expired(conn, records, set(dead))
         if retry:
             self.notify(conn)
         return len(records)
@@ -490,11 +469,9 @@ class SqlCommandStore:
             .where(oc.c.status == "ERROR", oc.c.attempts >= oc.c.max_attempts)
         ).scalar_one()
         oldest = row[2]
-        if isinstance(oldest, str):  # SQLite aggregate of a typed column comes back raw
-            oldest = UTCDateTime().process_result_value(oldest, conn.dialect)
         age = None
         if oldest is not None:
-            age = round(max(0.0, (now - _aware(oldest)).total_seconds()), 3)
+            age = round(max(0.0, (now - oldest).total_seconds()), 3)
         return Backlog(int(row[0]), int(row[1]), age, int(dead))
 
     def redrive(
@@ -527,18 +504,7 @@ class SqlCommandStore:
                 error_message=None,
             )
         )
-        write_events(
-            conn,
-            [
-                event_row(
-                    "redriven",
-                    r,
-                    actor,
-                    {"previous_error": r.error_message, "previous_attempts": r.attempts},
-                )
-                for r in records
-            ],
-        )
+        audit.redriven(conn, records, actor)
         self.notify(conn)
         return ids
 
@@ -561,11 +527,4 @@ def _async_commit(conn: Connection) -> None:
     renewal: if the database crashes before the flush, the claim is simply lost (the command is
     still PENDING); and the WAL is sequential, so the durable commit of the command's result
     also makes its claim durable."""
-    if is_postgres(conn):
-        conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
-
-
-def _aware(value: datetime) -> datetime:
-    from datetime import UTC
-
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")

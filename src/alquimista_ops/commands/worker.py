@@ -3,7 +3,7 @@
 One loop per thread (``concurrency``):
 
 1. **claim** a batch of due PENDING commands in a short transaction that sets a lease
-   (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite);
+   (``FOR UPDATE SKIP LOCKED``);
 2. **run** them in a second transaction that first re-confirms and locks the leased rows, runs
    each handler inside a savepoint, then marks the successes SUCCESS — effects and completion
    commit together, so an effect is applied once even if the worker dies (its transaction is
@@ -12,7 +12,7 @@ One loop per thread (``concurrency``):
    (a dead letter) once ``max_attempts`` is reached; cache keys changed by the effects are
    purged after commit.
 
-Beside the loops: a listener thread wakes them on ``NOTIFY`` (PostgreSQL; the poll interval
+Beside the loops: a listener thread wakes them on ``NOTIFY`` (the poll interval
 stays as a fallback), and a maintenance thread renews the leases of commands in hand,
 releases the expired leases of dead workers and purges commands past their 90-day expiry.
 ``request_stop`` (SIGTERM) lets every loop finish the commands in hand, then exits.
@@ -45,7 +45,6 @@ from alquimista_ops.commands.handlers import (
 from alquimista_ops.commands.model import CommandRecord
 from alquimista_ops.commands.store import NOTIFY_CHANNEL, CommandStore, SqlCommandStore
 from alquimista_ops.core.clock import utcnow
-from alquimista_ops.core.db import is_postgres
 from alquimista_ops.core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -146,7 +145,7 @@ class Worker:
             *self._loops,
             threading.Thread(target=self._maintenance, name="command-maintenance", daemon=True),
         ]
-        if self.config.listen and is_postgres(self.engine):
+        if self.config.listen:
             self._threads.append(
                 threading.Thread(target=self._listen, name="command-listener", daemon=True)
             )
@@ -161,10 +160,6 @@ class Worker:
         """Stop claiming; the commands in hand are finished first (SIGTERM)."""
         self._stopping.set()
         self.wake.set()
-
-    @property
-    def stopping(self) -> bool:
-        return self._stopping.is_set()
 
     def join(self, timeout: float | None = None) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout

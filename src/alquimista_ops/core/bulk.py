@@ -1,4 +1,4 @@
-"""Bulk loading: COPY on PostgreSQL, batched executemany on SQLite."""
+"""Bulk loading with PostgreSQL's COPY."""
 
 from __future__ import annotations
 
@@ -15,8 +15,6 @@ import sqlalchemy as sa
 from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy.engine import Connection
 from sqlalchemy.schema import AddConstraint, CreateIndex, DropConstraint, DropIndex
-
-from alquimista_ops.core.db import is_postgres
 
 COPY_CHUNK_ROWS = 50_000
 
@@ -39,22 +37,8 @@ def _copy_text(value: Any) -> str:
 def bulk_insert(
     conn: Connection, table: sa.Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]
 ) -> int:
-    """Insert ``rows`` (tuples in ``columns`` order) as fast as the database allows."""
-    if is_postgres(conn):
-        return _copy(conn, table, columns, rows)
-    count = 0
-    batch: list[dict[str, Any]] = []
-    statement = sa.insert(table)
-    for row in rows:
-        batch.append(dict(zip(columns, row, strict=True)))
-        if len(batch) >= 5_000:
-            conn.execute(statement, batch)
-            count += len(batch)
-            batch = []
-    if batch:
-        conn.execute(statement, batch)
-        count += len(batch)
-    return count
+    """Insert ``rows`` (tuples in ``columns`` order) with ``COPY``."""
+    return _copy(conn, table, columns, rows)
 
 
 def _copy(
@@ -112,14 +96,11 @@ def copy_text(
 def bulk_load(conn: Connection, tables: Sequence[sa.Table]) -> Iterator[None]:
     """Load many rows into (empty) ``tables`` without per-row index and foreign key upkeep.
 
-    On PostgreSQL the tables' secondary indexes and foreign keys are dropped first and rebuilt
-    once at the end (one sort per index, one join per foreign key, which also validates every
-    row), then the tables are analysed. It runs in the caller's transaction: on error the
-    rollback restores the dropped objects. Elsewhere it does nothing.
+    The tables' secondary indexes and foreign keys are dropped first and rebuilt once at the
+    end (one sort per index, one join per foreign key, which also validates every row), then
+    the tables are analysed. It runs in the caller's transaction: on error the rollback
+    restores the dropped objects.
     """
-    if not is_postgres(conn):
-        yield
-        return
     foreign_keys = [
         c for t in tables for c in t.constraints if isinstance(c, sa.ForeignKeyConstraint)
     ]

@@ -477,10 +477,6 @@ class CircuitBreaker:
     def allow(self) -> bool:
         return time.monotonic() >= self.open_until
 
-    @property
-    def is_open(self) -> bool:
-        return not self.allow()
-
     def failure(self) -> bool:
         """Record a failure; True when this failure opened the breaker (log it once)."""
         with self._lock:
@@ -640,17 +636,17 @@ class Cache:
         return indexes
 
     async def alookup(self, key: CacheKey) -> tuple[bytes | None, int | None]:
-        """``key`` looked up on the event loop (Redis through ``redis.asyncio``): a HIT costs no
-        thread-pool hop (profiled: threads waiting for the GIL after their Redis round trip
-        were most of a cached read's latency).
+        """``key`` looked up on the event loop (this process's local copies, else Redis through
+        ``redis.asyncio``): a HIT costs no thread-pool hop (profiled: threads waiting for the GIL
+        after their Redis round trip were most of a cached read's latency).
 
-        Returns ``(body, None)`` for a HIT; ``(None, generation)`` for a plain miss, counted
-        here, which the caller computes and hands to ``store`` with that generation (of the
-        local copies, so that a copy computed across an invalidation is not kept); ``(None,
-        None)`` for a state the synchronous ``get_or_compute`` handles (breaker open, flush
-        pending, error)."""
+        Returns ``(body, None)`` for a HIT, else ``(None, generation)``: the caller computes the
+        value and hands it to ``store`` with that generation (of the local copies, so that a
+        copy computed across an invalidation is not kept; None when the local copies are not
+        to be trusted now: the breaker is open, a flush is pending or Redis just failed)."""
         backend = self.backend
         if backend is None or self._flush_pending or not self.breaker.allow():
+            self.stats["misses"] += 1
             return None, None
         full = key.render(self.namespace)
         local = self._local_copies()
@@ -667,7 +663,8 @@ class Cache:
                 value = await self._async.get().get(full)
             except REDIS_ERRORS as exc:
                 self._backend_failed(backend, exc)
-                return None, None  # the synchronous path computes (the breaker is open now)
+                self.stats["misses"] += 1
+                return None, None
         else:
             value = backend.get(full)
         if not isinstance(value, bytes):
@@ -678,12 +675,15 @@ class Cache:
             local.put(full, key, value, generation)
         return value, None
 
-    def store(self, key: CacheKey, value: bytes, generation: int) -> None:
+    def store(self, key: CacheKey, value: bytes, generation: int | None) -> None:
         """Store ``value``, computed after ``alookup`` reported a miss with ``generation``
-        (blocking I/O: call it from a thread)."""
+        (blocking I/O: call it from a thread). A pending flush is done first; with the breaker
+        open nothing is stored."""
         full = key.render(self.namespace)
         self._call(lambda b: b.set(full, value, key.ttl, self._indexes_of(key)))
-        local = self._local_copies() if self.breaker.allow() else None
+        if generation is None or not self.breaker.allow():
+            return
+        local = self._local_copies()
         if local is not None:
             local.put(full, key, value, generation)
 

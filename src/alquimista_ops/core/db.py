@@ -1,25 +1,24 @@
-"""Engine creation and the unit of work.
+"""The database connections: the synchronous engine of transactions (psycopg) and the
+event-loop reads (asyncpg, ``core.reads``), both on PostgreSQL.
 
-All tables are defined without a schema. On PostgreSQL every connection sets
-``search_path`` to the configured schema, so the same SQL runs on both databases.
-Services receive a ``Connection`` and never commit: the caller (request dependency,
-CLI command, worker step) owns the transaction.
+All tables are defined without a schema; every connection sets ``search_path`` to the
+configured schema (``DB_SCHEMA``). Services receive a ``Connection`` (writes) or ``Reads``
+and never commit: the caller (request dependency, CLI command, worker step) owns the
+transaction.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy import exc as exc_mod
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.engine import Engine
 
+from alquimista_ops.core.reads import ReadDatabase
 from alquimista_ops.core.settings import Settings, resolve_database_url
 
 _SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -32,15 +31,8 @@ def validate_schema_name(name: str) -> str:
 
 
 def create_db_engine(settings: Settings, url: str | None = None, **kwargs: Any) -> Engine:
+    """The synchronous engine (psycopg) of transactions: writes, the worker, jobs, the CLI."""
     url = url or resolve_database_url(settings)
-    if url.startswith("sqlite"):
-        engine = sa.create_engine(
-            url,
-            connect_args={"check_same_thread": False, "timeout": 30},
-            **kwargs,
-        )
-        _configure_sqlite(engine)
-        return engine
     kwargs.setdefault("pool_size", settings.db_pool_size)
     kwargs.setdefault("max_overflow", settings.db_pool_size)
     # a ping on every checkout was one extra round trip per request (profiled); a
@@ -51,40 +43,15 @@ def create_db_engine(settings: Settings, url: str | None = None, **kwargs: Any) 
     return engine
 
 
-def create_async_read_engine(settings: Settings, engine: Engine) -> AsyncEngine:
-    """An asyncio engine (asyncpg) on the same PostgreSQL database as ``engine``, in
-    autocommit, for the reads of one event loop (``core.deps.read_db``).
-
-    Reads run on the event loop instead of the thread pool: with a dozen threads each waiting
-    on its own round trip, every release and re-acquisition of the GIL was contended (profiled
-    under load, cache off: ~70 futex calls per request, the server at 100 % of a core for 400
-    requests/s). Its connections belong to the loop that opened them, so the engine is built
-    and disposed by the server's lifespan.
-
-    Its sessions use generic plans for prepared statements (``plan_cache_mode``): the driver
-    prepares a statement once it has run a few times, but PostgreSQL kept re-planning the
-    read routes' statements for every execution (a custom plan each time, as their parameters
-    are all equality or range bounds), and planning cost more than executing them (measured:
-    PostgreSQL CPU per cache-off ``/tenant/me`` 509 -> 252 us, per usage overview 3.7 -> 2.7
-    ms). Only these read-only sessions: the rollup's and the ingestion's statements keep
-    PostgreSQL's choice.
-
-    The driver is asyncpg, not psycopg's async connection (which the synchronous engine
-    uses): through SQLAlchemy's asyncio adapter a read statement cost ~220 us of CPU with
-    psycopg and ~135 us with asyncpg (measured in-process, same statement and connection)."""
+def create_read_database(settings: Settings, engine: Engine) -> ReadDatabase:
+    """The event-loop reads (``core.reads``) on the same database as ``engine``."""
     url, connect_args = asyncpg_url(engine.url)
-    async_engine = create_async_engine(
-        url,
+    return ReadDatabase(
+        url.render_as_string(hide_password=False),
+        schema=validate_schema_name(settings.db_schema),
+        concurrency=read_concurrency(settings, engine.url),
         connect_args=connect_args,
-        pool_size=read_concurrency(settings, engine.url),
-        max_overflow=0,
-        pool_pre_ping=settings.db_ping_idle_seconds <= 0,
-        isolation_level="AUTOCOMMIT",
     )
-    _postgres_sessions(
-        async_engine.sync_engine, settings, "SET plan_cache_mode = force_generic_plan"
-    )
-    return async_engine
 
 
 _LOCAL_HOSTS = {None, "", "localhost", "::1"}
@@ -108,15 +75,16 @@ def read_concurrency(settings: Settings, url: sa.URL) -> int:
 
 
 def asyncpg_url(url: sa.URL) -> tuple[sa.URL, dict[str, Any]]:
-    """``url`` (any PostgreSQL driver) for asyncpg, and its ``connect()`` arguments: libpq's
-    ``sslmode`` and ``connect_timeout`` become asyncpg's ``ssl`` and ``timeout``."""
+    """``url`` (any PostgreSQL driver) as a plain ``postgresql://`` URL for asyncpg, and its
+    ``connect()`` arguments: libpq's ``sslmode`` and ``connect_timeout`` become asyncpg's
+    ``ssl`` and ``timeout``."""
     query = dict(url.query)
     connect_args: dict[str, Any] = {}
     if "sslmode" in query:
         connect_args["ssl"] = query.pop("sslmode")
     if "connect_timeout" in query:
         connect_args["timeout"] = float(str(query.pop("connect_timeout")))
-    return url.set(drivername="postgresql+asyncpg", query=query), connect_args
+    return url.set(drivername="postgresql", query=query), connect_args
 
 
 def _postgres_sessions(engine: Engine, settings: Settings, *session_sql: str) -> None:
@@ -159,33 +127,3 @@ def _ping_when_idle(engine: Engine, idle_seconds: float) -> None:
             dbapi_conn.autocommit = autocommit
         except Exception as exc:
             raise exc_mod.DisconnectionError(f"idle connection is gone: {exc}") from exc
-
-
-def _configure_sqlite(engine: Engine) -> None:
-    @event.listens_for(engine, "connect")
-    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-        # Let SQLAlchemy manage transactions explicitly (BEGIN emitted below).
-        dbapi_conn.isolation_level = None
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute("PRAGMA busy_timeout=30000")
-        cur.close()
-
-    @event.listens_for(engine, "begin")
-    def _begin(conn: Connection) -> None:
-        # IMMEDIATE takes the write lock up front, so a transaction never fails later when a
-        # read turns into a write while another process writes (busy_timeout waits instead).
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-
-def is_postgres(conn_or_engine: Connection | Engine) -> bool:
-    return conn_or_engine.dialect.name == "postgresql"
-
-
-@contextmanager
-def unit_of_work(engine: Engine) -> Iterator[Connection]:
-    """One transaction: commit on success, roll back on error."""
-    with engine.begin() as conn:
-        yield conn

@@ -72,14 +72,15 @@ class PayloadTooLarge(AppError):
     code = "PAYLOAD_TOO_LARGE"
 
 
-class RateLimited(AppError):
-    status_code = 429
-    code = "RATE_LIMITED"
+class DatabaseUnavailable(AppError):
+    """The database could not answer (unreachable, connection lost, or a statement timeout)."""
 
-
-class ServiceUnavailable(AppError):
     status_code = 503
     code = "SERVICE_UNAVAILABLE"
+
+    def __init__(self, message: str, **kwargs: Any) -> None:
+        kwargs.setdefault("headers", {"Retry-After": "5"})
+        super().__init__(message, **kwargs)
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:

@@ -18,81 +18,61 @@ from typing import Any, TypeVar
 
 from fastapi.responses import Response
 from pydantic import BaseModel
-from sqlalchemy.engine import Connection, Engine
 from starlette.concurrency import run_in_threadpool
 
 from alquimista_ops.core.answers import encoder
 from alquimista_ops.core.cache import Cache, CacheKey
-from alquimista_ops.core.deps import read_db, read_gate, reads_on_event_loop, run_read
 from alquimista_ops.core.response_memo import note_cached_value
 
 T = TypeVar("T")
 
 
-async def cached_json_async(
+async def cached_json(
     cache: Cache,
-    engine: Engine,
     resource: str,
     scope: str,
     params: Mapping[str, object] | None,
     model: type[BaseModel],
-    compute: Callable[[Connection], Mapping[str, Any]],
+    compute: Callable[[], Awaitable[Mapping[str, Any]]],
     *,
     exclude_unset: bool = False,
 ) -> Response:
-    """The cached JSON answer of a read route. A HIT is answered on the event loop (from this
-    process's local copies, else Redis); a miss is computed once per key at a time,
-    ``compute(conn)`` on a read connection (``core.deps.read_db``), and stored
-    (``cached_value``)."""
+    """The cached JSON answer of a read route: ``compute()`` validated and encoded by
+    ``model`` (``core.answers.encoder``) on a miss, the stored bytes on a HIT."""
     key = CacheKey.build(resource, scope, params)
-    # ``model.model_validate(data).model_dump_json(...)``, without the instances
     encode, _fast = encoder(model, exclude_unset)
-    body, hit = await cached_value(cache, engine, key, compute, encode)
+    body, hit = await cached_value(cache, key, compute, encode)
     return _response(body, hit, key)
 
 
 async def cached_value(
     cache: Cache,
-    engine: Engine,
     key: CacheKey,
-    compute: Callable[[Connection], T],
+    compute: Callable[[], Awaitable[T]],
     encode: Callable[[T], bytes],
 ) -> tuple[bytes, bool]:
-    """``(value, hit)`` of ``key``: a HIT on the event loop; else ``encode(compute(conn))``
-    on a read connection (``core.deps.read_db``), stored (single flight) and noted for the
-    response memo (``core.response_memo``).
+    """``(value, hit)`` of ``key``: a HIT is answered on the event loop (this process's local
+    copies, else Redis); a miss runs ``compute()`` once per key at a time in this event loop
+    (``_computed_once``), encodes it and stores it from a thread, and the value is noted for
+    the response memo (``core.response_memo``). ``compute`` is expected to give its database
+    connection back when it returns, so ``encode`` runs while the next request reads."""
+    if cache.backend is None:  # the cache is off
+        value = encode(await compute())
+        cache.stats["misses"] += 1
+        return value, False
+    found, generation = await cache.alookup(key)
+    if found is not None:
+        note_cached_value(cache, key, found)
+        return found, True
 
-    Where reads run on the event loop (the server), a miss is computed there too, once per
-    key at a time in this event loop (``_computed_once``), and stored from a thread. Elsewhere,
-    and in the states the cache's synchronous path handles (breaker open, flush pending),
-    the thread pool: the cache's own single flight, the read, the store.
+    async def computed() -> bytes:
+        value = encode(await compute())
+        await run_in_threadpool(cache.store, key, value, generation)
+        return value
 
-    With the cache off, ``encode`` (validating and serializing the answer) runs after the
-    read has given its connection back: the next request's statements then run while this
-    one is encoded, instead of waiting behind it (one read at a time per worker when
-    PostgreSQL is local, ``core.db.read_concurrency``)."""
-    if cache.backend is None:  # the cache is off: computed (and counted) after the read
-        data = await read_db(engine, compute)
-        value, hit = cache.get_or_compute(key, lambda: encode(data))
-    else:
-        found, generation = await cache.alookup(key)
-        if found is not None:
-            value, hit = found, True
-        elif generation is not None and reads_on_event_loop(engine):
-
-            async def computed() -> bytes:
-                value = encode(await read_db(engine, compute))
-                await run_in_threadpool(cache.store, key, value, generation)
-                return value
-
-            value, hit = await _computed_once(key.render(cache.namespace), computed), False
-        else:
-            async with read_gate(engine):  # one flight per key, in the thread pool
-                value, hit = await run_in_threadpool(
-                    cache.get_or_compute, key, lambda: encode(run_read(engine, compute))
-                )
+    value = await _computed_once(key.render(cache.namespace), computed)
     note_cached_value(cache, key, value)
-    return value, hit
+    return value, False
 
 
 _flights: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Future[bytes]]]

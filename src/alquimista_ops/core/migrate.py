@@ -10,41 +10,39 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 
-from alquimista_ops.core.db import is_postgres, validate_schema_name
-from alquimista_ops.core.schema import DASHBOARD_TABLES
+from alquimista_ops.core.db import validate_schema_name
+from alquimista_ops.core.schema import DASHBOARD_TABLES, compared, metadata
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
-def _config(conn: Connection, schema: str | None) -> Config:
+def _config(conn: Connection, schema: str) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.attributes["connection"] = conn
     cfg.attributes["schema"] = schema
+    # for ``alembic check`` / autogenerate: the models (the migrations import none of the code)
+    cfg.attributes["target_metadata"] = metadata
+    cfg.attributes["include_object"] = compared
     return cfg
 
 
-def _schema_for(engine: Engine, schema: str) -> str | None:
-    return validate_schema_name(schema) if is_postgres(engine) else None
-
-
 def upgrade(engine: Engine, schema: str, revision: str = "head") -> None:
-    pg_schema = _schema_for(engine, schema)
+    schema = validate_schema_name(schema)
     with engine.begin() as conn:
-        if pg_schema:
-            conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{pg_schema}"')
-        command.upgrade(_config(conn, pg_schema), revision)
+        conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        command.upgrade(_config(conn, schema), revision)
 
 
 def downgrade(engine: Engine, schema: str, revision: str) -> None:
     with engine.begin() as conn:
-        command.downgrade(_config(conn, _schema_for(engine, schema)), revision)
+        command.downgrade(_config(conn, validate_schema_name(schema)), revision)
 
 
 def current_revision(engine: Engine, schema: str) -> str | None:
-    pg_schema = _schema_for(engine, schema)
+    schema = validate_schema_name(schema)
     with engine.connect() as conn:
-        ctx = MigrationContext.configure(conn, opts={"version_table_schema": pg_schema})
+        ctx = MigrationContext.configure(conn, opts={"version_table_schema": schema})
         return ctx.get_current_revision()
 
 
@@ -58,13 +56,10 @@ def head_revision() -> str:
 
 def drop_dashboard_tables(engine: Engine, schema: str) -> list[str]:
     """The deployment document's database rollback: drop the five dashboard tables."""
-    pg_schema = _schema_for(engine, schema)
+    schema = validate_schema_name(schema)
     dropped: list[str] = []
     with engine.begin() as conn:
         for table in DASHBOARD_TABLES:
-            if pg_schema:
-                conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{pg_schema}"."{table}" CASCADE')
-            else:
-                conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{table}"')
+            conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{schema}"."{table}" CASCADE')
             dropped.append(table)
     return dropped

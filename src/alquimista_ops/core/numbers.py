@@ -6,12 +6,6 @@ from decimal import Decimal
 from typing import Any
 
 
-def as_float(value: Any, digits: int = 2) -> float:
-    if value is None:
-        return 0.0
-    return round(float(value), digits)
-
-
 def rate(part: Any, whole: Any, digits: int = 2) -> float:
     """Percentage of part in whole (0 when whole is 0)."""
     whole_f = float(whole or 0)

@@ -6,6 +6,8 @@ metadata by the test suite (``tests/test_migrations.py``).
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import sqlalchemy as sa
 
 from alquimista_ops.core.types import JSONType, UTCDateTime, UUIDType
@@ -39,7 +41,7 @@ SEVERITIES = ("info", "warning", "error", "critical")
 INCIDENT_SEVERITIES = ("warning", "error", "critical")
 INCIDENT_PREDICATE = "severity IN ({})".format(", ".join(f"'{s}'" for s in INCIDENT_SEVERITIES))
 OPEN_INCIDENT_PREDICATE = f"{INCIDENT_PREDICATE} AND resolved_at IS NULL"
-COMMAND_TYPES = (
+CommandType = Literal[
     "HEALTH_CHECK",
     "RESTART_AGENT",
     "RESET_TOKEN",
@@ -49,8 +51,10 @@ COMMAND_TYPES = (
     "REACTIVATE_TENANT",
     "RECOMPUTE_USAGE",
     "CLEAR_CACHE",
-)
-COMMAND_STATUSES = ("PENDING", "RUNNING", "SUCCESS", "ERROR", "CANCELLED")
+]
+CommandStatus = Literal["PENDING", "RUNNING", "SUCCESS", "ERROR", "CANCELLED"]
+COMMAND_TYPES: tuple[str, ...] = get_args(CommandType)
+COMMAND_STATUSES: tuple[str, ...] = get_args(CommandStatus)
 GROUPS = ("INTERNAL_ADMIN", "INTERNAL_SUPPORT", "TENANT_ADMIN", "TENANT_USER")
 INTERNAL_GROUPS = ("INTERNAL_ADMIN", "INTERNAL_SUPPORT")
 TENANT_GROUPS = ("TENANT_ADMIN", "TENANT_USER")
@@ -300,7 +304,6 @@ operational_events = sa.Table(
         "id",
         postgresql_include=["severity", "resolved_at"],
         postgresql_where=sa.text(INCIDENT_PREDICATE),
-        sqlite_where=sa.text(INCIDENT_PREDICATE),
     ),
     # The open incidents by severity: the staff landing page counts them (open, critical open)
     # from this index alone, however many resolved incidents and other events have piled up.
@@ -308,7 +311,6 @@ operational_events = sa.Table(
         "ix_operational_events_open_incidents",
         "severity",
         postgresql_where=sa.text(OPEN_INCIDENT_PREDICATE),
-        sqlite_where=sa.text(OPEN_INCIDENT_PREDICATE),
     ),
 )
 
@@ -416,7 +418,7 @@ DASHBOARD_TABLES = (
 
 
 # -- running counts kept by the database itself ------------------------------------------
-# Triggers of migrations 0008 and 0009 (on PostgreSQL and SQLite alike) keep these in step with
+# Triggers of migrations 0008, 0009 and 0010 keep these in step with
 # every write to ``tenants``, ``tenant_agents`` and ``tenant_users``, in the writing transaction,
 # whoever writes: the staff figures read a few dozen rows here instead of grouping every tenant
 # (billing by plan and segment, tenant counts) and every activation (active deployments per

@@ -286,19 +286,15 @@ class _BalancedConfig(uvicorn.Config):
 MAX_DEFAULT_WORKERS = 4
 
 
-def default_workers(database_url: str) -> int:
+def default_workers() -> int:
     """Worker processes of ``serve`` when ``--workers`` is not given: ``WEB_CONCURRENCY`` if set,
-    else one per CPU, at most ``MAX_DEFAULT_WORKERS``, on PostgreSQL (a worker is one event
-    loop: one core at most; measured on 2 cores, cache off: 2 workers served 1.8x the requests
-    of one), and one on the embedded SQLite database (one writer at a time, and the in-process
-    command worker runs in each)."""
+    else one per CPU, at most ``MAX_DEFAULT_WORKERS`` (a worker is one event loop: one core at
+    most; measured on 2 cores, cache off: 2 workers served 1.8x the requests of one)."""
     configured = os.environ.get("WEB_CONCURRENCY", "").strip()
     if configured:
         if not configured.isdigit() or int(configured) < 1:
             raise ValueError(f"WEB_CONCURRENCY must be a positive integer, not {configured!r}")
         return int(configured)
-    if database_url.startswith("sqlite"):
-        return 1
     return max(1, min(os.cpu_count() or 1, MAX_DEFAULT_WORKERS))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -68,10 +69,8 @@ class Settings(BaseSettings):
         default=300.0, ge=0, alias="COMMAND_BACKOFF_MAX_SECONDS"
     )
     command_batch_size: int = Field(default=100, ge=1, le=1000, alias="COMMAND_BATCH_SIZE")
-    # auto: an in-process worker runs inside `serve`/`dev` when the database is SQLite.
-    command_inprocess_worker: Literal["auto", "on", "off"] = Field(
-        default="auto", alias="COMMAND_INPROCESS_WORKER"
-    )
+    # the command worker and the usage scheduler inside the server (`alquimista-ops dev`)
+    command_inprocess_worker: bool = Field(default=False, alias="COMMAND_INPROCESS_WORKER")
     # -- cache tuning and rate limiting -----------------------------------------------
     # Redis socket timeouts (a slow Redis is treated as down) and the back-off after a failure
     # during which Redis is not tried at all (doubles on repeated failures, up to 12x).
@@ -143,8 +142,9 @@ class Settings(BaseSettings):
         return self.env.lower() in {"dev", "development", "local", "test"}
 
     @property
-    def sqlite_path(self) -> Path:
-        return self.var_dir / "alquimista.db"
+    def embedded_data_dir(self) -> Path:
+        """The embedded PostgreSQL server's data (without ``DATABASE_URL``)."""
+        return self.var_dir / "postgres"
 
     @property
     def effective_cache_local_seconds(self) -> float:
@@ -192,9 +192,6 @@ class Settings(BaseSettings):
     usage_scheduler_interval_seconds: float = Field(
         default=60.0, gt=0, alias="USAGE_SCHEDULER_INTERVAL_SECONDS"
     )
-    usage_scheduler_lock_ttl_seconds: int = Field(
-        default=3600, ge=60, alias="USAGE_SCHEDULER_LOCK_TTL_SECONDS"
-    )
     ingest_max_records: int = Field(default=10_000, ge=1, le=100_000, alias="INGEST_MAX_RECORDS")
     ingest_max_clock_skew_seconds: int = Field(
         default=300, ge=0, alias="INGEST_MAX_CLOCK_SKEW_SECONDS"
@@ -231,16 +228,33 @@ class Settings(BaseSettings):
         return self.commands_backend == "auto" and bool(self.commands_table)
 
 
+EMBEDDED_DATABASE = "alquimista"
+# How ``AURORA_SECRET_ARN`` becomes a URL: set by the AWS adapter when it is imported
+# (``alquimista_ops.aws``: Secrets Manager), as every entry point that may need it does.
+_secret_reader: Callable[[Settings], str] | None = None
+
+
+def read_database_secrets_with(reader: Callable[[Settings], str]) -> None:
+    global _secret_reader
+    _secret_reader = reader
+
+
 def resolve_database_url(settings: Settings) -> str:
-    """The SQLAlchemy URL: DATABASE_URL, the Aurora secret, or the embedded SQLite file."""
+    """The SQLAlchemy URL: ``DATABASE_URL``, the Aurora secret, or else the embedded PostgreSQL
+    server under ``VAR_DIR`` (started, or joined when running, by this call: it stops when the
+    last process using it exits)."""
     if settings.database_url:
         return normalize_database_url(settings.database_url)
     if settings.aurora_secret_arn:
-        from alquimista_ops.core.aurora import database_url_from_secret
+        if _secret_reader is None:
+            raise RuntimeError(
+                "AURORA_SECRET_ARN is read by the AWS adapter: import alquimista_ops.aws"
+            )
+        return _secret_reader(settings)
+    from alquimista_ops.core.embedded import ensure_server
 
-        return database_url_from_secret(settings)
-    settings.var_dir.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{settings.sqlite_path}"
+    server = ensure_server(settings.embedded_data_dir)
+    return normalize_database_url(server.url(EMBEDDED_DATABASE, create=True))
 
 
 def normalize_database_url(url: str) -> str:

@@ -1,4 +1,4 @@
-"""Column types that behave the same on PostgreSQL and SQLite."""
+"""Column types and SQL helpers shared by the schema and the queries."""
 
 from __future__ import annotations
 
@@ -8,12 +8,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.compiler import SQLCompiler
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
-    """A timezone-aware UTC timestamp; SQLite returns naive values, this makes them aware."""
+    """A ``timestamptz`` read and written as an aware UTC datetime (a naive one is taken as
+    UTC)."""
 
     impl = sa.DateTime(timezone=True)
     cache_ok = True
@@ -23,29 +22,21 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
-        value = value.astimezone(UTC)
-        if dialect.name == "sqlite":
-            return value.replace(tzinfo=None)
-        return value
+        return value.astimezone(UTC)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        if isinstance(value, str):
-            value = datetime.fromisoformat(value)
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+JSONType = postgresql.JSONB()
 UUIDType = sa.Uuid(as_uuid=True)
 
 
 def typed_null(type_: Any, name: str) -> sa.ColumnElement[Any]:
     """A NULL column of ``type_`` named ``name``, for the branches of a UNION ALL that have no
-    value there: typed, so PostgreSQL matches the union's column types and SQLite results
-    are converted."""
+    value there: typed, so that PostgreSQL matches the union's column types."""
     return sa.cast(sa.null(), type_).label(name)
 
 
@@ -69,20 +60,7 @@ def double_or_zero(value: sa.ColumnElement[Any]) -> sa.ColumnElement[float]:
     return sa.cast(sa.func.coalesce(value, 0), sa.Float())
 
 
-class utc_date(sa.sql.expression.FunctionElement[Any]):
-    """The UTC calendar day of a ``UTCDateTime`` column, in SQL (PostgreSQL: the timestamp at
-    time zone UTC, cast to a date; SQLite: the stored naive UTC text's ``date()``)."""
-
-    type = sa.Date()
-    inherit_cache = True
-    name = "utc_date"
-
-
-@compiles(utc_date, "postgresql")
-def _utc_date_postgresql(element: utc_date, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"CAST(({compiler.process(element.clauses, **kw)} AT TIME ZONE 'UTC') AS DATE)"
-
-
-@compiles(utc_date)
-def _utc_date_default(element: utc_date, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"date({compiler.process(element.clauses, **kw)})"
+def utc_date(value: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    """The UTC calendar day of a ``UTCDateTime`` column, in SQL (the timestamp at time zone UTC,
+    cast to a date; the zone written as a literal, not a bound value)."""
+    return sa.cast(sa.func.timezone(sa.literal_column("'UTC'"), value), sa.Date())

@@ -47,7 +47,6 @@ from alquimista_ops.core.schema import (
 from alquimista_ops.core.text import fold
 from alquimista_ops.demo import catalogue
 from alquimista_ops.tenants.cnpj import generate as generate_cnpj
-from alquimista_ops.usage.ingest import RAW_COLUMNS
 from alquimista_ops.usage.rollup import recompute_agent_counters, rollup_range
 from alquimista_ops.usage.totals import refresh_usage_totals
 
@@ -496,10 +495,8 @@ def seed(engine: Engine, options: SeedOptions, progress: Progress | None = None)
         )
 
     # Usage --------------------------------------------------------------------------------
-    # Each activated agent's history is drawn as numpy columns, then written either as COPY
-    # text (PostgreSQL: one formatted chunk per agent, no per-value conversion calls) or as row
-    # tuples (SQLite), both from the same columns.
-    postgres = engine.dialect.name == "postgresql"
+    # Each activated agent's history is drawn as numpy columns, then written as COPY text (one
+    # formatted chunk per agent, no per-value conversion calls).
     total_plans = len(usage_plan)
     period_days = [period_start + timedelta(days=i) for i in range(options.days + 1)]
     period_iso = [day.isoformat() for day in period_days]
@@ -559,41 +556,21 @@ def seed(engine: Engine, options: SeedOptions, progress: Progress | None = None)
 
     with engine.begin() as conn:
         with bulk_load(conn, [tenant_usage_daily, agent_requests]):
-            if postgres:
-                raw_text: list[str] = []
+            raw_text: list[str] = []
 
-                def daily_text() -> Iterator[str]:
-                    for daily, raws in usage_blocks():
-                        raw_text.extend(_raw_copy_text(raw) for raw in raws)
-                        if daily is not None:
-                            yield _daily_copy_text(daily, period_iso)
+            def daily_text() -> Iterator[str]:
+                for daily, raws in usage_blocks():
+                    raw_text.extend(_raw_copy_text(raw) for raw in raws)
+                    if daily is not None:
+                        yield _daily_copy_text(daily, period_iso)
 
-                report.counts["tenant_usage_daily"] = copy_text(
-                    conn, tenant_usage_daily, DAILY_COLUMNS, daily_text()
-                )
-                tell("raw requests", 0, 1)
-                report.counts["agent_requests"] = copy_text(
-                    conn, agent_requests, RAW_COLUMNS, raw_text
-                )
-            else:
-                raw_blocks: list[_RawBlock] = []
-
-                def daily_tuples() -> Iterator[tuple[Any, ...]]:
-                    for daily, raws in usage_blocks():
-                        raw_blocks.extend(raws)
-                        if daily is not None:
-                            yield from _daily_tuples(daily, period_days)
-
-                report.counts["tenant_usage_daily"] = bulk_insert(
-                    conn, tenant_usage_daily, DAILY_COLUMNS, daily_tuples()
-                )
-                tell("raw requests", 0, 1)
-                report.counts["agent_requests"] = bulk_insert(
-                    conn,
-                    agent_requests,
-                    RAW_COLUMNS,
-                    (row for raw in raw_blocks for row in _raw_tuples(raw)),
-                )
+            report.counts["tenant_usage_daily"] = copy_text(
+                conn, tenant_usage_daily, DAILY_COLUMNS, daily_text()
+            )
+            tell("raw requests", 0, 1)
+            report.counts["agent_requests"] = copy_text(
+                conn, agent_requests, tuple(agent_requests.c.keys()), raw_text
+            )
             tell("raw requests", 1, 1)
             tell("indexes", 0, 1)  # rebuilt when bulk_load ends
         tell("indexes", 1, 1)
@@ -670,23 +647,6 @@ def _daily_copy_text(block: _DailyBlock, iso_days: list[str]) -> str:
     )
 
 
-def _daily_tuples(block: _DailyBlock, days: list[date]) -> Iterator[tuple[Any, ...]]:
-    for day, total, failed, lat, tok in zip(
-        block.day_index, block.totals, block.failed, block.latency, block.tokens, strict=True
-    ):
-        yield (
-            block.tenant_id,
-            block.agent_id,
-            days[day],
-            total,
-            total - failed,
-            failed,
-            round(lat, 2),
-            tok,
-            round(tok * block.price / 1000.0, 6),
-        )
-
-
 def _raw_copy_text(block: _RawBlock) -> str:
     head = f"\t{block.tenant_id}\t{block.agent_id}\t"
     day = block.day.isoformat()
@@ -699,23 +659,6 @@ def _raw_copy_text(block: _RawBlock) -> str:
             zip(block.micros, block.latency, block.tokens, block.failed, strict=True)
         )
     )
-
-
-def _raw_tuples(block: _RawBlock) -> Iterator[tuple[Any, ...]]:
-    midnight = datetime.combine(block.day, time(), UTC)
-    for i, (us, lat, tok, bad) in enumerate(
-        zip(block.micros, block.latency, block.tokens, block.failed, strict=True)
-    ):
-        yield (
-            f"{block.prefix}{i:06d}",
-            block.tenant_id,
-            block.agent_id,
-            "error" if bad else "success",
-            lat,
-            tok,
-            midnight + timedelta(microseconds=us),
-            block.day,
-        )
 
 
 def _agent_profile(name: str) -> tuple[float, float]:

@@ -24,5 +24,5 @@ async def tenant_incidents(
         "tenant_incidents",
         {"status": status, "severity": severity, "limit": page.limit, "offset": page.offset},
         Incidents,
-        lambda conn: service.tenant_incidents(conn, read.scope, status, severity, page),
+        lambda reads: service.tenant_incidents(reads, read.scope, status, severity, page),
     )

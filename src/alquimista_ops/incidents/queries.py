@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
-from alquimista_ops.core.fastread import Call
+from alquimista_ops.core.reads import Query
 from alquimista_ops.core.schema import INCIDENT_SEVERITIES, open_incidents, tenants
 from alquimista_ops.core.schema import operational_events as ev
 from alquimista_ops.core.types import (
@@ -65,7 +63,8 @@ def _filters(status: str, by_severity: bool) -> list[Any]:
     return conditions
 
 
-RECENT_FOR_TENANT = (
+# The tenant's (``tid``) latest ``limit`` incidents (any status), latest first.
+RECENT_FOR_TENANT = Query(
     sa.select(*_PAGE_COLUMNS)
     .where(_IS_INCIDENT, ev.c.tenant_id == sa.bindparam("tid"))
     .order_by(*_ORDER)
@@ -73,21 +72,12 @@ RECENT_FOR_TENANT = (
 )
 
 
-def recent_tenant_incidents_call(tenant_id: uuid.UUID, limit: int) -> Call:
-    return RECENT_FOR_TENANT, {"tid": tenant_id, "limit": limit}
-
-
-def recent_tenant_incidents(conn: Connection, tenant_id: uuid.UUID, limit: int) -> list[Any]:
-    """The tenant's latest ``limit`` incidents (any status), latest first."""
-    return list(conn.execute(*recent_tenant_incidents_call(tenant_id, limit)))
-
-
 # -- a tenant's incidents: one page, its total and the counters in one statement --------------
 COUNTERS, INCIDENT = 0, 1
 
 
 @cache
-def _tenant_incidents_stmt(status: str, by_severity: bool) -> sa.CompoundSelect:
+def _tenant_incidents(status: str, by_severity: bool) -> Query:
     mine = [_IS_INCIDENT, ev.c.tenant_id == sa.bindparam("tid")]
     filters = _filters(status, by_severity)
     page = (
@@ -120,64 +110,34 @@ def _tenant_incidents_stmt(status: str, by_severity: bool) -> sa.CompoundSelect:
     ).where(*mine)
     both = sa.union_all(incidents, counters)
     c = both.selected_columns
-    return both.order_by(c.kind, c.created_at.desc(), c.id)
+    return Query(both.order_by(c.kind, c.created_at.desc(), c.id))
 
 
-def tenant_incidents(
-    conn: Connection,
-    tenant_id: uuid.UUID,
-    status: str,
-    severity: str | None,
-    limit: int,
-    offset: int,
-) -> tuple[list[Any], Any]:
-    """One page of the tenant's incidents (``status``: open, resolved or all; optionally of one
-    severity), latest first, and the counters row: ``total`` (incidents matching the filters),
-    ``open``, ``resolved`` and ``critical_open`` (of all the tenant's incidents)."""
-    params: dict[str, Any] = {"tid": tenant_id, "limit": limit, "offset": offset}
-    if severity is not None:
-        params["severity"] = severity
-    stmt = _tenant_incidents_stmt(_status(status), severity is not None)
-    rows = conn.execute(stmt, params).all()
-    return list(rows[1:]), rows[0]
+def tenant_incidents(status: str, by_severity: bool) -> Query:
+    """One page (``limit``, ``offset``) of the tenant's (``tid``) incidents (``status``: open,
+    resolved or all; optionally of one ``severity``), latest first, after the counters row
+    (kind ``COUNTERS``): ``total`` (incidents matching the filters), ``open``, ``resolved``
+    and ``critical_open`` (of all the tenant's incidents)."""
+    return _tenant_incidents(_status(status), by_severity)
 
 
-@cache
-def _counters_stmt(by_tenant: bool) -> sa.Select[Any]:
-    conditions: list[Any] = [_IS_INCIDENT]
-    if by_tenant:
-        conditions.append(ev.c.tenant_id == sa.bindparam("tid"))
-    return sa.select(*_counter_columns(None)[1:]).where(*conditions)
-
-
-def incident_counters(conn: Connection, tenant_id: uuid.UUID | None) -> Any:
-    stmt = _counters_stmt(tenant_id is not None)
-    return conn.execute(stmt, {"tid": tenant_id} if tenant_id is not None else {}).one()
-
-
-OPEN_COUNTERS = sa.select(
-    bigint_or_zero(sa.func.sum(open_incidents.c.open)).label("open"),
-    bigint_or_zero(
-        sa.func.sum(open_incidents.c.open).filter(open_incidents.c.severity == "critical")
-    ).label("critical_open"),
+# The platform's open incidents and how many of them are critical (``open``,
+# ``critical_open``), from the running counts the database's triggers keep (``open_incidents``,
+# migration 0010; counting them on their partial index was the largest of the staff landing's
+# statements).
+OPEN_COUNTERS = Query(
+    sa.select(
+        bigint_or_zero(sa.func.sum(open_incidents.c.open)).label("open"),
+        bigint_or_zero(
+            sa.func.sum(open_incidents.c.open).filter(open_incidents.c.severity == "critical")
+        ).label("critical_open"),
+    )
 )
 
 
-def open_incident_counters(conn: Connection) -> Any:
-    """The platform's open incidents and how many of them are critical (``open``,
-    ``critical_open``), from the running counts the database's triggers keep
-    (``open_incidents``, migration 0010; counting them on their partial index was the largest
-    of the staff landing's statements)."""
-    return conn.execute(*open_incident_counters_call()).one()
-
-
-def open_incident_counters_call() -> Call:
-    return OPEN_COUNTERS, {}
-
-
 @cache
-def _recent_all_tenants_stmt(status: str) -> sa.Select[Any]:
-    return (
+def _recent_all_tenants(status: str) -> Query:
+    return Query(
         sa.select(
             ev.c.id,
             ev.c.tenant_id,
@@ -195,10 +155,7 @@ def _recent_all_tenants_stmt(status: str) -> sa.Select[Any]:
     )
 
 
-def recent_incidents_all_tenants_call(status: str, limit: int) -> Call:
-    return _recent_all_tenants_stmt(_status(status)), {"limit": limit}
-
-
-def recent_incidents_all_tenants(conn: Connection, status: str, limit: int) -> list[Any]:
-    """The latest incidents of every tenant (and of the platform), with the tenant's name."""
-    return list(conn.execute(*recent_incidents_all_tenants_call(status, limit)))
+def recent_all_tenants(status: str) -> Query:
+    """The latest ``limit`` incidents of every tenant (and of the platform), of ``status``,
+    with the tenant's name."""
+    return _recent_all_tenants(_status(status))

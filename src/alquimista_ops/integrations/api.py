@@ -32,6 +32,6 @@ async def tenant_integrations(
         "tenant_integrations",
         {"status": status, "type": type, "view": "config" if show_config else "basic"},
         Integrations,
-        lambda conn: service.tenant_integrations(conn, read.scope, status, type),
+        lambda reads: service.tenant_integrations(reads, read.scope, status, type),
         exclude_unset=True,
     )

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
 from functools import cache
-from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
-from alquimista_ops.core.fastread import Call
+from alquimista_ops.core.reads import Query
 from alquimista_ops.core.schema import tenant_integrations as ti
 
 PUBLIC_COLUMNS = (
@@ -27,7 +24,8 @@ PUBLIC_COLUMNS = (
 
 
 @cache
-def _integrations_stmt(by_status: bool, by_type: bool) -> sa.Select[Any]:
+def integrations(by_status: bool, by_type: bool) -> Query:
+    """The tenant's (``tid``) integrations, optionally of one ``status`` and ``type``."""
     query = (
         sa.select(*PUBLIC_COLUMNS)
         .where(ti.c.tenant_id == sa.bindparam("tid"))
@@ -37,21 +35,4 @@ def _integrations_stmt(by_status: bool, by_type: bool) -> sa.Select[Any]:
         query = query.where(ti.c.status == sa.bindparam("status"))
     if by_type:
         query = query.where(ti.c.integration_type == sa.bindparam("type"))
-    return query
-
-
-def integration_rows(
-    conn: Connection, tenant_id: uuid.UUID, status: str | None, integration_type: str | None
-) -> list[Any]:
-    return list(conn.execute(*integration_rows_call(tenant_id, status, integration_type)))
-
-
-def integration_rows_call(
-    tenant_id: uuid.UUID, status: str | None, integration_type: str | None
-) -> Call:
-    params: dict[str, Any] = {"tid": tenant_id}
-    if status is not None:
-        params["status"] = status
-    if integration_type is not None:
-        params["type"] = integration_type
-    return _integrations_stmt(status is not None, integration_type is not None), params
+    return Query(query)

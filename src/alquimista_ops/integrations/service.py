@@ -2,25 +2,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.engine import Connection
-
 from alquimista_ops.auth.deps import TenantScope
-from alquimista_ops.core.fastread import Call
+from alquimista_ops.core.reads import Reads
 from alquimista_ops.integrations import queries
 
 
-def tenant_integrations_calls(
-    scope: TenantScope, status: str | None, integration_type: str | None
-) -> list[Call]:
-    """The statements ``tenant_integrations`` runs, for ``core.fastread.prefetch``."""
-    return [queries.integration_rows_call(scope.tenant_id, status, integration_type)]
-
-
-def tenant_integrations(
-    conn: Connection, scope: TenantScope, status: str | None, integration_type: str | None
+async def tenant_integrations(
+    reads: Reads, scope: TenantScope, status: str | None, integration_type: str | None
 ) -> dict[str, Any]:
     show_config = scope.principal.is_internal or scope.principal.is_tenant_admin
-    rows = queries.integration_rows(conn, scope.tenant_id, status, integration_type)
+    params: dict[str, Any] = {"tid": scope.tenant_id}
+    if status is not None:
+        params["status"] = status
+    if integration_type is not None:
+        params["type"] = integration_type
+    query = queries.integrations(status is not None, integration_type is not None)
+    rows = await reads.all(query, **params)
     items = []
     for row in rows:
         item: dict[str, Any] = {

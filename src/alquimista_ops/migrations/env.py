@@ -1,22 +1,21 @@
-"""Alembic environment: runs on the connection handed over by ``core.migrate``."""
+"""Alembic environment: runs on the connection handed over by ``core.migrate``.
+
+It imports nothing of the application. ``config.attributes``: ``connection`` (required),
+``schema`` (of the version table), and, for comparing models with a database only,
+``target_metadata`` and ``include_object`` (default None: running migrations needs neither).
+"""
 
 from __future__ import annotations
 
 from alembic import context
 
-from alquimista_ops.core.schema import compared, metadata
-
 config = context.config
-connection = config.attributes["connection"]
-schema = config.attributes.get("schema")
-
 
 context.configure(
-    connection=connection,
-    include_object=compared,
-    target_metadata=metadata,
-    version_table_schema=schema,
-    render_as_batch=connection.dialect.name == "sqlite",
+    connection=config.attributes["connection"],
+    target_metadata=config.attributes.get("target_metadata"),
+    include_object=config.attributes.get("include_object"),
+    version_table_schema=config.attributes.get("schema"),
     compare_type=True,
     compare_server_default=False,
 )

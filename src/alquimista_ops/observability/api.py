@@ -11,10 +11,9 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from alquimista_ops.auth.deps import bearer_token
-from alquimista_ops.core.deps import RuntimeDep
 from alquimista_ops.core.errors import Forbidden, NotFound, Unauthorized
-from alquimista_ops.core.runtime import Runtime
 from alquimista_ops.observability import metrics
+from alquimista_ops.runtime import Runtime, RuntimeDep
 
 router = APIRouter(tags=["health"])
 

@@ -16,5 +16,5 @@ async def tenant_me(read: TenantReadDep) -> Response:
         "tenant_me",
         None,
         TenantMe,
-        lambda conn: service.tenant_me(conn, read.scope),
+        lambda reads: service.tenant_me(reads, read.scope),
     )

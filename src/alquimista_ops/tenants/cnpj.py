@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import re
 
 _W1 = (5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2)
 _W2 = (6, *_W1)
@@ -19,17 +18,6 @@ def check_digits(base12: str) -> str:
     first = _digit(digits, _W1)
     second = _digit([*digits, first], _W2)
     return f"{first}{second}"
-
-
-def normalize(value: str) -> str:
-    return re.sub(r"\D", "", value)
-
-
-def is_valid(value: str) -> bool:
-    digits = normalize(value)
-    if len(digits) != 14 or len(set(digits)) == 1:
-        return False
-    return digits[12:] == check_digits(digits[:12])
 
 
 def format_cnpj(digits: str) -> str:

@@ -59,8 +59,8 @@ async def list_tenants(
         PLATFORM_SCOPE,
         params,
         TenantList,
-        lambda conn: service.list_tenants(
-            conn,
+        lambda reads: service.list_tenants(
+            reads,
             status=status,
             plan=plan,
             segment=segment,
@@ -79,7 +79,7 @@ async def tenant_detail(read: StaffReadDep, tenant_id: TenantIdPath) -> Response
         tenant_scope(tenant_id),
         None,
         TenantDetail,
-        lambda conn: service.tenant_detail(conn, tenant_id),
+        lambda reads: service.tenant_detail(reads, tenant_id),
     )
 
 
@@ -94,5 +94,5 @@ async def tenant_agents(read: StaffReadDep, tenant_id: TenantIdPath) -> Response
         tenant_scope(tenant_id),
         None,
         InternalTenantAgents,
-        lambda conn: service.tenant_agents(conn, tenant_id),
+        lambda reads: service.tenant_agents(reads, tenant_id),
     )

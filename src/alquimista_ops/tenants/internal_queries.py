@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import functools
 import re
-import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
-from alquimista_ops.core.fastread import Call
+from alquimista_ops.core.reads import Query, Reads
 from alquimista_ops.core.schema import (
     agents,
     plans,
@@ -144,7 +141,7 @@ def _requests_since() -> sa.ColumnElement[Any]:
 @functools.cache
 def _page_statement(
     sort_by: str, descending: bool, shape: tuple[bool, bool, bool, bool, bool, bool]
-) -> sa.Select[Any]:
+) -> Query:
     """The number of matching tenants (``matching``) with one page of them (``:limit``,
     ``:offset``) and their counters: one row per tenant of the page, or a single row without
     a tenant (null ``id``) when the page is empty. One statement per (sort, direction, filters
@@ -191,15 +188,15 @@ def _page_statement(
         .subquery("matching")
     )
     sort_key = listed.c.sort_key.desc() if descending else listed.c.sort_key.asc()
-    return (
+    return Query(
         sa.select(matching.c.matching, listed)
         .select_from(matching.outerjoin(listed, sa.true()))
         .order_by(sort_key, listed.c.id)
     )
 
 
-def tenant_page(
-    conn: Connection,
+async def tenant_page(
+    reads: Reads,
     filters: ListFilter,
     sort_by: str,
     descending: bool,
@@ -215,19 +212,8 @@ def tenant_page(
         "offset": offset,
         "before": usage_since - timedelta(days=1),
     }
-    rows = conn.execute(_page_statement(sort_by, descending, filters.shape), params).all()
+    rows = await reads.all(_page_statement(sort_by, descending, filters.shape), **params)
     return [row for row in rows if row.id is not None], int(rows[0].matching)
-
-
-TENANT_ROW = (
-    sa.select(tenants, plans.c.max_agents, plans.c.max_users, plans.c.max_requests_per_month)
-    .join(plans, plans.c.name == tenants.c.plan)
-    .where(tenants.c.id == sa.bindparam("tenant_id"))
-)
-
-
-def tenant_row(conn: Connection, tenant_id: uuid.UUID) -> Any:
-    return conn.execute(TENANT_ROW, {"tenant_id": tenant_id}).first()
 
 
 def _usage_windows() -> sa.Subquery:
@@ -253,8 +239,10 @@ def _usage_windows() -> sa.Subquery:
 
 
 _WINDOWS = _usage_windows()
-# The tenant's row, its plan's limits and its usage windows (one row, or none: no such tenant).
-TENANT_WITH_WINDOWS = (
+# The tenant's row, its plan's limits, the requests of the last 7 and 30 days and the 30-day
+# success/latency figures (``requests_7``, ``requests_30``, ``successful_30``,
+# ``weighted_ms_30``): one row, or none (no such tenant).
+TENANT_WITH_WINDOWS = Query(
     sa.select(
         tenants,
         plans.c.max_agents,
@@ -267,23 +255,15 @@ TENANT_WITH_WINDOWS = (
 )
 
 
-def tenant_with_usage_windows(conn: Connection, tenant_id: uuid.UUID, today: date) -> Any:
-    """``tenant_row`` plus the requests of the last 7 and 30 days and the 30-day
-    success/latency figures (``requests_7``, ``requests_30``, ``successful_30``,
-    ``weighted_ms_30``), in one round trip."""
-    return conn.execute(*tenant_with_usage_windows_call(tenant_id, today)).first()
-
-
-def tenant_with_usage_windows_call(tenant_id: uuid.UUID, today: date) -> Call:
-    return TENANT_WITH_WINDOWS, {
-        "tenant_id": tenant_id,
-        "since_7": date.fromordinal(today.toordinal() - 6),
-        "since_30": date.fromordinal(today.toordinal() - 29),
+def usage_windows_params(today: date) -> dict[str, date]:
+    return {
+        "since_7": today - timedelta(days=6),
+        "since_30": today - timedelta(days=29),
         "today": today,
     }
 
 
-TENANT_USERS = (
+TENANT_USERS = Query(
     sa.select(
         tenant_users.c.id,
         tenant_users.c.email,
@@ -298,16 +278,7 @@ TENANT_USERS = (
     .limit(sa.bindparam("limit"))
 )
 
-
-def tenant_users_of_call(tenant_id: uuid.UUID, limit: int) -> Call:
-    return TENANT_USERS, {"tenant_id": tenant_id, "limit": limit}
-
-
-def tenant_users_of(conn: Connection, tenant_id: uuid.UUID, limit: int) -> Sequence[Any]:
-    return conn.execute(*tenant_users_of_call(tenant_id, limit)).all()
-
-
-TENANT_AGENTS = (
+_TENANT_AGENTS = (
     sa.select(
         agents.c.id,
         agents.c.name,
@@ -328,14 +299,7 @@ TENANT_AGENTS = (
     .where(tenant_agents.c.tenant_id == sa.bindparam("tenant_id"))
     .order_by(agents.c.display_name, agents.c.id)
 )
-
-
-def tenant_agents_of_call(tenant_id: uuid.UUID) -> Call:
-    return TENANT_AGENTS, {"tenant_id": tenant_id}
-
-
-def tenant_agents_of(conn: Connection, tenant_id: uuid.UUID) -> Sequence[Any]:
-    return conn.execute(*tenant_agents_of_call(tenant_id)).all()
+TENANT_AGENTS = Query(_TENANT_AGENTS)
 
 
 def _tenant_agents_with_usage() -> sa.Select[Any]:
@@ -349,7 +313,7 @@ def _tenant_agents_with_usage() -> sa.Select[Any]:
     measures = [c for c in usage.c if c.name != "agent_id"]
     return (
         sa.select(
-            *(c for c in TENANT_AGENTS.selected_columns),
+            *(c for c in _TENANT_AGENTS.selected_columns),
             usage.c.agent_id.label("usage_agent_id"),
             *measures,
         )
@@ -359,24 +323,9 @@ def _tenant_agents_with_usage() -> sa.Select[Any]:
     )
 
 
-TENANT_AGENTS_WITH_USAGE = _tenant_agents_with_usage()
+TENANT_AGENTS_WITH_USAGE = Query(_tenant_agents_with_usage())
 
-
-def tenant_agents_with_usage(
-    conn: Connection, tenant_id: uuid.UUID, start: date, end: date
-) -> list[Any] | None:
-    """The tenant's agents (``TENANT_AGENTS``' columns) with their usage over ``start`` ..
-    ``end`` (``usage_agent_id`` null when none) in one round trip; None when the tenant does
-    not exist."""
-    rows = conn.execute(
-        TENANT_AGENTS_WITH_USAGE, {"tid": tenant_id, "start": start, "end": end}
-    ).all()
-    if not rows:
-        return None
-    return [row for row in rows if row.id is not None]
-
-
-TENANT_INTEGRATIONS = (
+TENANT_INTEGRATIONS = Query(
     sa.select(*PUBLIC_COLUMNS)  # never credentials_encrypted
     .where(tenant_integrations.c.tenant_id == sa.bindparam("tenant_id"))
     .order_by(
@@ -387,44 +336,19 @@ TENANT_INTEGRATIONS = (
 )
 
 
-def tenant_integrations_of_call(tenant_id: uuid.UUID) -> Call:
-    return TENANT_INTEGRATIONS, {"tenant_id": tenant_id}
-
-
-def tenant_integrations_of(conn: Connection, tenant_id: uuid.UUID) -> Sequence[Any]:
-    return conn.execute(*tenant_integrations_of_call(tenant_id)).all()
-
-
 def _created_in(start: str, end: str) -> sa.ColumnElement[bool]:
     return sa.and_(
         tenants.c.created_at >= sa.bindparam(start), tenants.c.created_at < sa.bindparam(end)
     )
 
 
-TENANTS_CREATED_IN_TWO_RANGES = sa.select(
-    sa.func.count().filter(_created_in("start", "end")).label("current"),
-    sa.func.count().filter(_created_in("prev_start", "prev_end")).label("previous"),
-).where(
-    sa.or_(_created_in("start", "end"), _created_in("prev_start", "prev_end")),
+# How many tenants were created in each of two [start, end) ranges (``current``: ``start`` ..
+# ``end``; ``previous``: ``prev_start`` .. ``prev_end``), in one pass.
+TENANTS_CREATED_IN_TWO_RANGES = Query(
+    sa.select(
+        sa.func.count().filter(_created_in("start", "end")).label("current"),
+        sa.func.count().filter(_created_in("prev_start", "prev_end")).label("previous"),
+    ).where(
+        sa.or_(_created_in("start", "end"), _created_in("prev_start", "prev_end")),
+    )
 )
-
-
-def tenants_created_in_call(
-    current: tuple[datetime, datetime], previous: tuple[datetime, datetime]
-) -> Call:
-    params = {
-        "start": current[0],
-        "end": current[1],
-        "prev_start": previous[0],
-        "prev_end": previous[1],
-    }
-    return TENANTS_CREATED_IN_TWO_RANGES, params
-
-
-def tenants_created_in(
-    conn: Connection, current: tuple[datetime, datetime], previous: tuple[datetime, datetime]
-) -> tuple[int, int]:
-    """How many tenants were created in each of two [start, end) ranges (the staff landing's
-    "new tenants" of a period and of the one before), in one pass."""
-    row = conn.execute(*tenants_created_in_call(current, previous)).one()
-    return int(row.current), int(row.previous)

@@ -7,15 +7,13 @@ import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy.engine import Connection
-
 from alquimista_ops.core.clock import utctoday
 from alquimista_ops.core.errors import NotFound
-from alquimista_ops.core.fastread import Call, prefetch
 from alquimista_ops.core.numbers import rate, weighted_avg
 from alquimista_ops.core.params import Page, Period
+from alquimista_ops.core.reads import Reads
 from alquimista_ops.core.search import SearchTerm
-from alquimista_ops.incidents import queries as incident_queries
+from alquimista_ops.incidents.service import recent_tenant_incidents
 from alquimista_ops.tenants import internal_queries as queries
 from alquimista_ops.tenants.service import tenant_fields
 
@@ -23,8 +21,8 @@ MAX_DETAIL_USERS = 200
 RECENT_INCIDENTS = 5
 
 
-def list_tenants(
-    conn: Connection,
+async def list_tenants(
+    reads: Reads,
     *,
     status: str,
     plan: str | None,
@@ -43,8 +41,8 @@ def list_tenants(
         search.folded if search else None,
         search.digits if search else None,
     )
-    rows, total = queries.tenant_page(
-        conn,
+    rows, total = await queries.tenant_page(
+        reads,
         filters,
         sort_by,
         sort_order == "desc",
@@ -68,22 +66,17 @@ def list_tenants(
     }
 
 
-def tenant_detail(conn: Connection, tenant_id: uuid.UUID) -> dict[str, Any]:
-    today = utctoday()
-    prefetch(  # the five statements in one round trip (server reads)
-        conn,
-        [
-            queries.tenant_with_usage_windows_call(tenant_id, today),
-            incident_queries.recent_tenant_incidents_call(tenant_id, RECENT_INCIDENTS),
-            queries.tenant_users_of_call(tenant_id, MAX_DETAIL_USERS),
-            queries.tenant_agents_of_call(tenant_id),
-            queries.tenant_integrations_of_call(tenant_id),
-        ],
+async def tenant_detail(reads: Reads, tenant_id: uuid.UUID) -> dict[str, Any]:
+    windows = queries.usage_windows_params(utctoday())
+    row, incidents, users, agents, integrations = await reads.gather(  # one round trip
+        reads.first(queries.TENANT_WITH_WINDOWS, tenant_id=tenant_id, **windows),
+        recent_tenant_incidents(reads, tenant_id, RECENT_INCIDENTS),
+        reads.all(queries.TENANT_USERS, tenant_id=tenant_id, limit=MAX_DETAIL_USERS),
+        reads.all(queries.TENANT_AGENTS, tenant_id=tenant_id),
+        reads.all(queries.TENANT_INTEGRATIONS, tenant_id=tenant_id),
     )
-    row = queries.tenant_with_usage_windows(conn, tenant_id, today)
     if row is None:
         raise NotFound(f"Tenant {tenant_id} not found", details={"field": "tenant_id"})
-    incidents = incident_queries.recent_tenant_incidents(conn, tenant_id, RECENT_INCIDENTS)
     return {
         "tenant": {
             **tenant_fields(row),
@@ -95,9 +88,7 @@ def tenant_detail(conn: Connection, tenant_id: uuid.UUID) -> dict[str, Any]:
                 "max_requests_per_month": row.max_requests_per_month,
             },
         },
-        "users": [
-            dict(u._mapping) for u in queries.tenant_users_of(conn, tenant_id, MAX_DETAIL_USERS)
-        ],
+        "users": [u._asdict() for u in users],
         "agents": [
             {
                 "id": a.id,
@@ -109,7 +100,7 @@ def tenant_detail(conn: Connection, tenant_id: uuid.UUID) -> dict[str, Any]:
                 "deactivated_at": a.deactivated_at,
                 "last_used_at": a.last_used_at,
             }
-            for a in queries.tenant_agents_of(conn, tenant_id)
+            for a in agents
         ],
         "integrations": [
             {
@@ -124,7 +115,7 @@ def tenant_detail(conn: Connection, tenant_id: uuid.UUID) -> dict[str, Any]:
                 "sync_count": int(i.sync_count),
                 "error_count": int(i.error_count),
             }
-            for i in queries.tenant_integrations_of(conn, tenant_id)
+            for i in integrations
         ],
         "usage_summary": {
             "requests_last_7_days": int(row.requests_7),
@@ -147,13 +138,17 @@ def tenant_detail(conn: Connection, tenant_id: uuid.UUID) -> dict[str, Any]:
     }
 
 
-def tenant_agents(conn: Connection, tenant_id: uuid.UUID) -> dict[str, Any]:
+async def tenant_agents(reads: Reads, tenant_id: uuid.UUID) -> dict[str, Any]:
     """A tenant's agents with configuration and lifetime usage (from the daily rollup)."""
-    rows = queries.tenant_agents_with_usage(conn, tenant_id, date(1970, 1, 1), utctoday())
-    if rows is None:
+    rows = await reads.all(
+        queries.TENANT_AGENTS_WITH_USAGE, tid=tenant_id, start=date(1970, 1, 1), end=utctoday()
+    )
+    if not rows:  # one row with a null id for a tenant without agents; none for no tenant
         raise NotFound(f"Tenant {tenant_id} not found", details={"field": "tenant_id"})
     result = []
     for a in rows:
+        if a.id is None:
+            continue
         stats = a if a.usage_agent_id is not None else None
         total = int(stats.total_requests) if stats else 0
         result.append(
@@ -183,13 +178,17 @@ def tenant_agents(conn: Connection, tenant_id: uuid.UUID) -> dict[str, Any]:
     return {"tenant_id": tenant_id, "agents": result}
 
 
-def new_tenants_calls(period: Period, previous: Period) -> list[Call]:
-    return [queries.tenants_created_in_call(_utc_range(period), _utc_range(previous))]
-
-
-def new_tenants(conn: Connection, period: Period, previous: Period) -> tuple[int, int]:
+async def new_tenants(reads: Reads, period: Period, previous: Period) -> tuple[int, int]:
     """Tenants created during ``period`` and during ``previous`` (UTC days, inclusive)."""
-    return queries.tenants_created_in(conn, _utc_range(period), _utc_range(previous))
+    (start, end), (prev_start, prev_end) = _utc_range(period), _utc_range(previous)
+    row = await reads.one(
+        queries.TENANTS_CREATED_IN_TWO_RANGES,
+        start=start,
+        end=end,
+        prev_start=prev_start,
+        prev_end=prev_end,
+    )
+    return int(row.current), int(row.previous)
 
 
 def _utc_range(period: Period) -> tuple[datetime, datetime]:

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
-from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
-from alquimista_ops.core.fastread import Call
+from alquimista_ops.core.reads import Query
 from alquimista_ops.core.schema import (
     plans,
     tenant_agents,
@@ -42,7 +39,9 @@ _REQUESTS_SINCE = (
     )
     .scalar_subquery()
 )
-_TENANT_OVERVIEW = (
+# The tenant's row with its plan's limits, its active agents and users, and its requests
+# since ``since`` (no row when the tenant does not exist).
+TENANT_OVERVIEW = Query(
     sa.select(
         tenants,
         plans.c.max_agents,
@@ -55,13 +54,3 @@ _TENANT_OVERVIEW = (
     .join(plans, plans.c.name == tenants.c.plan)
     .where(tenants.c.id == _TENANT)
 )
-
-
-def tenant_overview(conn: Connection, tenant_id: uuid.UUID, since: date) -> Any:
-    """The tenant's row with its plan's limits, its active agents and users, and its requests
-    since ``since``, in one round trip (None when the tenant does not exist)."""
-    return conn.execute(*tenant_overview_call(tenant_id, since)).first()
-
-
-def tenant_overview_call(tenant_id: uuid.UUID, since: date) -> Call:
-    return _TENANT_OVERVIEW, {"tenant_id": tenant_id, "since": since}

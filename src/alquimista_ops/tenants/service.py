@@ -5,13 +5,11 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from sqlalchemy.engine import Connection
-
 from alquimista_ops.auth.deps import TenantScope
 from alquimista_ops.core.clock import utctoday
 from alquimista_ops.core.errors import NotFound
-from alquimista_ops.core.fastread import Call
 from alquimista_ops.core.numbers import money
+from alquimista_ops.core.reads import Reads
 from alquimista_ops.tenants import queries
 from alquimista_ops.tenants.cnpj import format_cnpj
 
@@ -30,17 +28,14 @@ def tenant_fields(row: Any) -> dict[str, Any]:
     }
 
 
-def tenant_me_calls(scope: TenantScope) -> list[Call]:
-    """The statements ``tenant_me`` runs, for ``core.fastread.prefetch``."""
-    return [queries.tenant_overview_call(scope.tenant_id, _month_start())]
-
-
 def _month_start() -> date:
     return utctoday().replace(day=1)
 
 
-def tenant_me(conn: Connection, scope: TenantScope) -> dict[str, Any]:
-    row = queries.tenant_overview(conn, scope.tenant_id, _month_start())
+async def tenant_me(reads: Reads, scope: TenantScope) -> dict[str, Any]:
+    row = await reads.first(
+        queries.TENANT_OVERVIEW, tenant_id=scope.tenant_id, since=_month_start()
+    )
     if row is None:
         raise NotFound("Tenant not found")
     return {

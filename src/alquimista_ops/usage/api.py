@@ -29,5 +29,5 @@ async def tenant_usage(
         "tenant_usage",
         {"from": period.start, "to": period.end, "label": period.label, "agent": agent_id},
         TenantUsage,
-        lambda conn: service.tenant_usage(conn, read.scope, period, agent_id),
+        lambda reads: service.tenant_usage(reads, read.scope, period, agent_id),
     )

@@ -122,8 +122,6 @@ def ingest(
         _fail("--format must be auto, jsonl or csv", 2)
     settings = get_settings()
     engine = create_db_engine(settings)
-    if engine.dialect.name != "postgresql":
-        workers = 1  # SQLite has one writer at a time
     validator = Validator(
         now=utcnow(),
         max_skew_seconds=settings.ingest_max_clock_skew_seconds,

@@ -18,10 +18,9 @@ Rules for a record:
   ``INGEST_MAX_CLOCK_SKEW_SECONDS`` and not older than ``USAGE_RAW_RETENTION_DAYS`` (a day
   whose raw rows were already removed cannot be rolled up again).
 
-On PostgreSQL the batch is copied (binary ``COPY``) straight into ``agent_requests`` inside a
-savepoint; when that meets a request id already stored (a retried batch), the savepoint is
-rolled back and the batch goes through a temporary table and one ``INSERT … SELECT … ON
-CONFLICT DO NOTHING``. On SQLite: ``INSERT OR IGNORE``.
+The batch is copied (binary ``COPY``) straight into ``agent_requests`` inside a savepoint; when
+that meets a request id already stored (a retried batch), the savepoint is rolled back and the
+batch goes through a temporary table and one ``INSERT … SELECT … ON CONFLICT DO NOTHING``.
 """
 
 from __future__ import annotations
@@ -232,7 +231,6 @@ class References:
     """Which tenants exist and which agents each has activated (cached for a CLI run)."""
 
     tenants: set[uuid.UUID] = field(default_factory=set)
-    missing_tenants: set[uuid.UUID] = field(default_factory=set)
     pairs: set[tuple[uuid.UUID, uuid.UUID]] = field(default_factory=set)
 
     def load(self, conn: Connection, tenant_ids: Iterable[uuid.UUID]) -> None:
@@ -243,8 +241,6 @@ class References:
                 conn.execute(sa.select(tenants.c.id).where(tenants.c.id.in_(chunk))).scalars()
             )
             self.tenants |= found
-            self.missing_tenants |= set(chunk) - found
-            self.missing_tenants -= found
             self.pairs |= {
                 (row.tenant_id, row.agent_id)
                 for row in conn.execute(
@@ -298,17 +294,8 @@ def validate_batch(
 
 # -- insert ----------------------------------------------------------------------------------
 _TMP = "ingest_agent_requests"
-# the columns of an agent_requests row as loaded (also by the demo seed)
-RAW_COLUMNS = (
-    "request_id",
-    "tenant_id",
-    "agent_id",
-    "status",
-    "response_time_ms",
-    "tokens_used",
-    "created_at",
-    "day",
-)
+
+RAW_COLUMNS = tuple(agent_requests.c.keys())  # a validated row's fields, in this order
 
 
 _COPY_TYPES = ("varchar", "uuid", "uuid", "varchar", "int4", "int4", "timestamptz", "date")
@@ -318,14 +305,6 @@ def insert_rows(conn: Connection, rows: Sequence[Row]) -> int:
     """Insert validated rows, skipping request ids already stored; returns rows inserted."""
     if not rows:
         return 0
-    if conn.dialect.name == "sqlite":
-        return _insert_sqlite(conn, rows)
-    if conn.dialect.name != "postgresql":
-        result = conn.execute(
-            sa.insert(agent_requests).prefix_with("OR IGNORE"),
-            [dict(zip(RAW_COLUMNS, row, strict=True)) for row in rows],
-        )
-        return int(result.rowcount or 0)
     driver = conn.connection.driver_connection
     assert driver is not None
     # Sorted by request id: index locality, and concurrent batches that share ids take their
@@ -356,35 +335,6 @@ def insert_rows(conn: Connection, rows: Sequence[Row]) -> int:
         inserted = cur.rowcount
         cur.execute(f"DROP TABLE {_TMP}")
     return int(inserted)
-
-
-def _insert_sqlite(conn: Connection, rows: Sequence[Row]) -> int:
-    """``INSERT OR IGNORE`` through the driver, with values in the storage formats SQLAlchemy
-    uses on SQLite (UUID as 32 hex digits, naive UTC ``YYYY-MM-DD HH:MM:SS.ffffff``)."""
-    driver = conn.connection.driver_connection
-    assert driver is not None
-    cur = driver.cursor()
-    try:
-        cur.executemany(
-            f"INSERT OR IGNORE INTO agent_requests ({', '.join(RAW_COLUMNS)}) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                (
-                    rid,
-                    tenant.hex,
-                    agent.hex,
-                    status,
-                    rt,
-                    tokens,
-                    created.strftime("%Y-%m-%d %H:%M:%S.%f"),
-                    day.isoformat(),
-                )
-                for rid, tenant, agent, status, rt, tokens, created, day in rows
-            ),
-        )
-        return int(cur.rowcount)
-    finally:
-        cur.close()
 
 
 def _copy_rows(cur: Any, table: str, rows: Sequence[Row]) -> None:

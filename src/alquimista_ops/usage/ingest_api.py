@@ -8,7 +8,8 @@ from fastapi import APIRouter, Depends, Request
 
 from alquimista_ops.auth.service_keys import IngestPrincipalDep
 from alquimista_ops.core.clock import utcnow
-from alquimista_ops.core.deps import DbDep, RuntimeDep
+from alquimista_ops.core.deps import DbDep
+from alquimista_ops.runtime import RuntimeDep
 from alquimista_ops.usage import ingest
 
 router = APIRouter(tags=["ingestion"])

@@ -23,5 +23,5 @@ async def usage_overview(read: StaffReadDep, period: PeriodDep) -> Response:
         PLATFORM_SCOPE,
         {"from": period.start, "to": period.end},
         UsageOverview,
-        lambda conn: overview.usage_overview(conn, period),
+        lambda reads: overview.usage_overview(reads, period),
     )

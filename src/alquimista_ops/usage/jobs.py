@@ -56,13 +56,6 @@ def current_usage_hook() -> UsageChangedHook:
     return _process_hook
 
 
-def usage_changed_hook(runtime: Any) -> UsageChangedHook:
-    """``runtime.extras["on_usage_changed"]`` when set, else the process-wide hook."""
-    extras = getattr(runtime, "extras", None) or {}
-    hook = extras.get("on_usage_changed")
-    return hook if callable(hook) else current_usage_hook()
-
-
 def _notify(hook: UsageChangedHook | None, tenant_ids: Collection[uuid.UUID]) -> None:
     if not tenant_ids:
         return

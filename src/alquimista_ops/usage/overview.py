@@ -9,35 +9,29 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy.engine import Connection
-
-from alquimista_ops.core.fastread import Call, prefetch
 from alquimista_ops.core.params import Period
+from alquimista_ops.core.reads import Reads
 from alquimista_ops.usage import overview_queries as queries
 from alquimista_ops.usage.service import ZERO_MEASURES, figures, measures
 
 
-def usage_overview_calls(period: Period, top: int = queries.TOP) -> list[Call]:
-    """The statements ``usage_overview`` runs (but for the rankings' fallback), for
-    ``core.fastread.prefetch``."""
-    return [
-        queries.platform_days_call(period.start, period.end),
-        queries.period_rankings_call(period.start, period.end, top),
-    ]
-
-
-def usage_overview(conn: Connection, period: Period, top: int = queries.TOP) -> dict[str, Any]:
+async def usage_overview(reads: Reads, period: Period, top: int = queries.TOP) -> dict[str, Any]:
     """The overview of ``period``, with the ``top`` (at most ``queries.TOP``) tenants and
     agents of its rankings."""
-    prefetch(conn, usage_overview_calls(period, top))
-    counts, days = queries.platform_days(conn, period.start, period.end)
+    start, end = period.start, period.end
+    (counts, *days), ranking_rows = await reads.gather(
+        reads.all(queries.PLATFORM_DAYS, start=start, end=end),
+        reads.all(queries.PERIOD_RANKINGS, start=start, end=end, top=top),
+    )
     summary = measures(counts)
-    stored = queries.period_rankings(conn, period.start, period.end, top)
+    stored = queries.stored_rankings(ranking_rows)
     if stored is not None:
         top_tenants, tenants_with_usage, top_agents, agents_deployed = stored
     else:  # not a standard period of today or tomorrow, or not refreshed since
-        top_tenants, tenants_with_usage = queries.top_tenants(conn, period.start, period.end, top)
-        top_agents, agents_deployed = queries.top_agents(conn, period.start, period.end, top)
+        (top_tenants, tenants_with_usage), (top_agents, agents_deployed) = await reads.gather(
+            queries.read_top_tenants(reads, start, end, top),
+            queries.read_top_agents(reads, start, end, top),
+        )
     by_day = {_as_date(row.date): row for row in days}
     m = queries.DAY_MEASURES
     daily = []
@@ -93,14 +87,10 @@ def _as_date(value: Any) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
-def platform_summary_calls(period: Period) -> list[Call]:
-    return [queries.platform_summary_call(period.start, period.end)]
-
-
-def platform_summary(conn: Connection, period: Period) -> dict[str, Any]:
+async def platform_summary(reads: Reads, period: Period) -> dict[str, Any]:
     """The platform's request measures over one period (e.g. the period before another, to
     show a trend)."""
-    return measures(queries.platform_summary(conn, period.start, period.end))
+    return measures(await reads.one(queries.PLATFORM_SUMMARY, start=period.start, end=period.end))
 
 
 def previous_period(period: Period) -> Period:

@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from alquimista_ops.core.fastread import Call
+from alquimista_ops.core.reads import Query, Reads
 from alquimista_ops.core.schema import (
     agent_deployments,
     agent_usage_totals,
@@ -55,18 +55,13 @@ def _counts() -> sa.Subquery:
     ).subquery()
 
 
-PLATFORM_SUMMARY = sa.select(*_measures(platform_usage_totals)).where(
-    platform_usage_totals.c.date >= sa.bindparam("start"),
-    platform_usage_totals.c.date <= sa.bindparam("end"),
+# The platform's measures over ``start`` .. ``end`` (one row).
+PLATFORM_SUMMARY = Query(
+    sa.select(*_measures(platform_usage_totals)).where(
+        platform_usage_totals.c.date >= sa.bindparam("start"),
+        platform_usage_totals.c.date <= sa.bindparam("end"),
+    )
 )
-
-
-def platform_summary_call(start: date, end: date) -> Call:
-    return PLATFORM_SUMMARY, {"start": start, "end": end}
-
-
-def platform_summary(conn: Connection, start: date, end: date) -> Any:
-    return conn.execute(*platform_summary_call(start, end)).one()
 
 
 _SUMMARY, _DAY = 0, 1
@@ -108,19 +103,8 @@ def _platform_days() -> sa.CompoundSelect:
     return both.order_by(c.kind, c.date)
 
 
-PLATFORM_DAYS = _platform_days()
+PLATFORM_DAYS = Query(_platform_days())
 DAY_MEASURES = 5  # a platform day's columns: kind, two counts, date, tenants_with_usage, measures
-
-
-def platform_days_call(start: date, end: date) -> Call:
-    return PLATFORM_DAYS, {"start": start, "end": end}
-
-
-def platform_days(conn: Connection, start: date, end: date) -> tuple[Any, Sequence[Any]]:
-    """(the summary row: tenant counts and the period's platform measures, the days with
-    platform totals in the period) in one round trip."""
-    rows = conn.execute(*platform_days_call(start, end)).all()
-    return rows[0], rows[1:]
 
 
 def _top_tenants() -> sa.Select[Any]:
@@ -173,17 +157,28 @@ def _top_tenants() -> sa.Select[Any]:
     )
 
 
-TOP_TENANTS = _top_tenants()
+TOP_TENANTS = Query(_top_tenants())
+Ranking = tuple[Sequence[Any], int]
 
 
-def top_tenants(conn: Connection, start: date, end: date, limit: int) -> tuple[Sequence[Any], int]:
+def _top_tenants_params(start: date, end: date, limit: int) -> dict[str, Any]:
+    return {"before": start - timedelta(days=1), "end": end, "limit": limit}
+
+
+def _top_tenants_of(rows: Sequence[Any]) -> Ranking:
+    return (rows, int(rows[0].tenants_with_usage)) if rows else ([], 0)
+
+
+def top_tenants(conn: Connection, start: date, end: date, limit: int) -> Ranking:
     """The ``limit`` tenants with most requests in the period, with their figures, and how many
-    tenants had requests in it, in one round trip."""
-    params = {"before": start - timedelta(days=1), "end": end, "limit": limit}
-    rows = conn.execute(TOP_TENANTS, params).all()
-    if not rows:
-        return [], 0
-    return rows, int(rows[0].tenants_with_usage)
+    tenants had requests in it (in a write transaction: ``usage.totals``)."""
+    rows = TOP_TENANTS.execute(conn, **_top_tenants_params(start, end, limit)).all()
+    return _top_tenants_of(rows)
+
+
+async def read_top_tenants(reads: Reads, start: date, end: date, limit: int) -> Ranking:
+    """``top_tenants`` on the read path."""
+    return _top_tenants_of(await reads.all(TOP_TENANTS, **_top_tenants_params(start, end, limit)))
 
 
 def _agents() -> sa.Select[Any]:
@@ -216,16 +211,24 @@ def _agents() -> sa.Select[Any]:
     )
 
 
-AGENTS = _agents()
+AGENTS = Query(_agents())
 
 
-def top_agents(conn: Connection, start: date, end: date, limit: int) -> tuple[list[Any], int]:
-    """The ``limit`` agents with most requests in the period (among those with usage rows in
-    it), with their figures and active deployments, and the platform's active deployments (of
-    every agent), in one round trip."""
-    rows = conn.execute(AGENTS, {"start": start, "end": end}).all()
+def _top_agents_of(rows: Sequence[Any], limit: int) -> Ranking:
     deployed = sum(int(row.active_deployments) for row in rows)
     return [row for row in rows if row.has_usage][:limit], deployed
+
+
+def top_agents(conn: Connection, start: date, end: date, limit: int) -> Ranking:
+    """The ``limit`` agents with most requests in the period (among those with usage rows in
+    it), with their figures and active deployments, and the platform's active deployments (of
+    every agent) (in a write transaction: ``usage.totals``)."""
+    return _top_agents_of(AGENTS.execute(conn, start=start, end=end).all(), limit)
+
+
+async def read_top_agents(reads: Reads, start: date, end: date, limit: int) -> Ranking:
+    """``top_agents`` on the read path."""
+    return _top_agents_of(await reads.all(AGENTS, start=start, end=end), limit)
 
 
 def _period_rankings() -> sa.Select[Any]:
@@ -273,20 +276,15 @@ def _period_rankings() -> sa.Select[Any]:
     )
 
 
-PERIOD_RANKINGS = _period_rankings()
+PERIOD_RANKINGS = Query(_period_rankings())
 
 
-def period_rankings_call(start: date, end: date, top: int = TOP) -> Call:
-    return PERIOD_RANKINGS, {"start": start, "end": end, "top": top}
-
-
-def period_rankings(
-    conn: Connection, start: date, end: date, top: int = TOP
+def stored_rankings(
+    rows: Sequence[Any],
 ) -> tuple[Sequence[Any], int, Sequence[Any], int] | None:
-    """(top tenants, tenants with usage, top agents, active deployments) of ``start`` .. ``end``
-    from the stored rankings (``top`` of each, at most ``TOP``: what is stored), in one round
-    trip; None when the period has none stored."""
-    rows = conn.execute(*period_rankings_call(start, end, top)).all()
+    """(top tenants, tenants with usage, top agents, active deployments) from the rows of
+    ``PERIOD_RANKINGS`` (``top`` of each, at most ``TOP``: what is stored); None when the
+    period has none stored (no row)."""
     if not rows:
         return None
     first = rows[0]

@@ -8,15 +8,12 @@ bound parameters: ``tid``, ``start``, ``end`` (inclusive) and ``agent_id`` when 
 
 from __future__ import annotations
 
-import uuid
-from datetime import date
 from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
-from alquimista_ops.core.fastread import Call
+from alquimista_ops.core.reads import Query
 from alquimista_ops.core.schema import agents, tenant_agents, tenant_usage_daily
 from alquimista_ops.core.types import (
     UUIDType,
@@ -53,15 +50,6 @@ def _scope(by_agent: bool) -> list[Any]:
     return conditions
 
 
-def _params(
-    tenant_id: uuid.UUID, start: date, end: date, agent_id: uuid.UUID | None
-) -> dict[str, Any]:
-    params: dict[str, Any] = {"tid": tenant_id, "start": start, "end": end}
-    if agent_id is not None:
-        params["agent_id"] = agent_id
-    return params
-
-
 def agent_usage_subquery() -> sa.Subquery:
     """Per agent of the tenant ``tid``, its measures over ``start..end`` (bound parameters):
     for statements built once that join the usage of a tenant's agents."""
@@ -73,16 +61,13 @@ def agent_usage_subquery() -> sa.Subquery:
     )
 
 
-_TENANT_AGENT_STMT = sa.select(tenant_agents.c.id).where(
-    tenant_agents.c.tenant_id == sa.bindparam("tid"),
-    tenant_agents.c.agent_id == sa.bindparam("agent_id"),
+# A row when the agent (``agent_id``) was ever activated for the tenant (``tid``).
+TENANT_AGENT = Query(
+    sa.select(tenant_agents.c.id).where(
+        tenant_agents.c.tenant_id == sa.bindparam("tid"),
+        tenant_agents.c.agent_id == sa.bindparam("agent_id"),
+    )
 )
-
-
-def tenant_has_agent(conn: Connection, tenant_id: uuid.UUID, agent_id: uuid.UUID) -> bool:
-    """Whether the agent was ever activated for the tenant."""
-    found = conn.execute(_TENANT_AGENT_STMT, {"tid": tenant_id, "agent_id": agent_id}).first()
-    return found is not None
 
 
 # -- the usage report: summary, days and agents in one statement -----------------------------
@@ -91,7 +76,10 @@ REPORT_MEASURES = 5  # the report's columns: kind, date, agent_id, name, display
 
 
 @cache
-def _report_stmt(by_agent: bool, with_agents: bool) -> sa.CompoundSelect:
+def usage_report(by_agent: bool, with_agents: bool) -> Query:
+    """The tenant's (``tid``) usage over ``start..end``: the summary row (kind ``SUMMARY``), one
+    row per day with usage (``DAY``, by date) and, with ``with_agents``, one per agent
+    (``AGENT``, most requests first); with ``by_agent``, of one agent (``agent_id``) only."""
     conditions = _scope(by_agent)
     summary = sa.select(
         kind_column(SUMMARY),
@@ -129,36 +117,4 @@ def _report_stmt(by_agent: bool, with_agents: bool) -> sa.CompoundSelect:
     report = sa.union_all(summary, days, per_agent) if with_agents else sa.union_all(summary, days)
     c = report.selected_columns
     # days by date; agents by requests (most first), then name
-    return report.order_by(c.kind, c.date, c.total_requests.desc(), c.name)
-
-
-def usage_report_call(
-    tenant_id: uuid.UUID,
-    start: date,
-    end: date,
-    agent_id: uuid.UUID | None,
-    *,
-    with_agents: bool = True,
-) -> Call:
-    return _report_stmt(agent_id is not None, with_agents), _params(tenant_id, start, end, agent_id)
-
-
-def usage_report(
-    conn: Connection,
-    tenant_id: uuid.UUID,
-    start: date,
-    end: date,
-    agent_id: uuid.UUID | None,
-    *,
-    with_agents: bool = True,
-) -> tuple[Any, list[Any], list[Any]]:
-    """The tenant's usage over ``start..end``: the summary row, one row per day with usage
-    (by date) and, unless ``with_agents`` is false, one per agent (most requests first),
-    optionally of one agent only."""
-    rows = conn.execute(
-        *usage_report_call(tenant_id, start, end, agent_id, with_agents=with_agents)
-    ).all()
-    summary = rows[0]
-    days = [row for row in rows if row.kind == DAY]
-    per_agent = [row for row in rows if row.kind == AGENT]
-    return summary, days, per_agent
+    return Query(report.order_by(c.kind, c.date, c.total_requests.desc(), c.name))

@@ -4,12 +4,11 @@ request retention."""
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from alquimista_ops.core.clock import utcnow
@@ -17,9 +16,8 @@ from alquimista_ops.core.schema import agent_requests, job_runs, operational_eve
 
 
 def ensure_job_row(conn: Connection, job_name: str) -> None:
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     conn.execute(
-        insert(job_runs)
+        pg_insert(job_runs)
         .values(job_name=job_name)
         .on_conflict_do_nothing(index_elements=["job_name"])
     )
@@ -31,33 +29,6 @@ def get_job_row(conn: Connection, job_name: str) -> Any:
 
 def update_job_row(conn: Connection, job_name: str, **values: Any) -> None:
     conn.execute(sa.update(job_runs).where(job_runs.c.job_name == job_name).values(**values))
-
-
-def try_take_row_lock(
-    conn: Connection, job_name: str, owner: str, now: datetime, expires_at: datetime
-) -> bool:
-    """Take the lock of a ``job_runs`` row when free or expired (the SQLite lock)."""
-    result = conn.execute(
-        sa.update(job_runs)
-        .where(
-            job_runs.c.job_name == job_name,
-            sa.or_(
-                job_runs.c.lock_owner.is_(None),
-                job_runs.c.lock_owner == owner,
-                job_runs.c.lock_expires_at < now,
-            ),
-        )
-        .values(lock_owner=owner, lock_expires_at=expires_at)
-    )
-    return bool(result.rowcount)
-
-
-def release_row_lock(conn: Connection, job_name: str, owner: str) -> None:
-    conn.execute(
-        sa.update(job_runs)
-        .where(job_runs.c.job_name == job_name, job_runs.c.lock_owner == owner)
-        .values(lock_owner=None, lock_expires_at=None)
-    )
 
 
 def insert_system_event(

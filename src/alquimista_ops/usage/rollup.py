@@ -118,8 +118,8 @@ def _drop_scratch(conn: Connection) -> None:
     conn.exec_driver_sql(f"DROP TABLE IF EXISTS {PAIRS}")
 
 
-# Average response time, rounded half up to 2 decimals with integer arithmetic only, so that
-# PostgreSQL and SQLite store the same value: round(100 * sum / n) / 100.
+# Average response time, rounded half up to 2 decimals with integer arithmetic only:
+# round(100 * sum / n) / 100.
 _AVG = "CAST((s.sum_response_ms * 200 + s.requests) / (2 * s.requests) AS NUMERIC) / 100.0"
 # Cost: tokens * price per 1k tokens / 1000, rounded to 6 decimals (numeric on PostgreSQL).
 _COST = "ROUND(s.tokens * a.price_per_1k_tokens_usd / 1000, 6)"
@@ -212,14 +212,12 @@ def rollup_day(
 def _lock_rollups(conn: Connection) -> None:
     """Serialise rollups across processes (the scheduler, ``aggregate``, RECOMPUTE_USAGE).
 
-    PostgreSQL: one transaction-level advisory lock for every rollup. Two rollups of the same day
-    would otherwise collide on the day's rows, and two rollups of different days update the same
+    One transaction-level advisory lock for every rollup. Two rollups of the same day would
+    otherwise collide on the day's rows, and two rollups of different days update the same
     ``tenant_agents`` rows in an unspecified order (a deadlock). Per-day transactions are short,
-    so a waiting rollup waits little. SQLite: every write transaction already holds the database
-    write lock (``BEGIN IMMEDIATE``).
+    so a waiting rollup waits little.
     """
-    if conn.dialect.name == "postgresql":
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": ROLLUP_LOCK_KEY})
+    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": ROLLUP_LOCK_KEY})
 
 
 _RANKINGS_OF_DAY = (

@@ -5,9 +5,8 @@
 - before ``USAGE_ROLLUP_TIME`` (UTC, default 02:00) nothing happens;
 - the ``job_runs`` row ``usage_daily_rollup`` remembers the last day the run happened for
   (``last_scheduled_for``), so the run happens once per day;
-- one run at a time across processes: ``pg_try_advisory_lock`` on PostgreSQL (held by a
-  dedicated session, released when the run ends or the process dies); on SQLite the lock
-  columns of the same ``job_runs`` row, with an expiry;
+- one run at a time across processes: ``pg_try_advisory_lock`` (held by a dedicated session,
+  released when the run ends or the process dies);
 - the run covers the previous day plus ``USAGE_ROLLUP_RERUN_DAYS`` earlier days (late data),
   and every day missed since the last run (at most ``MAX_CATCH_UP_DAYS``); then raw rows older
   than ``USAGE_RAW_RETENTION_DAYS`` are removed, each day rolled up first;
@@ -188,48 +187,36 @@ class _SchedulerLock:
         self.held = False
 
     def __enter__(self) -> bool:
-        engine = self.scheduler.engine
-        if engine.dialect.name == "postgresql":
-            # A dedicated session holds the advisory lock for the whole run; if the process
-            # dies the session ends and PostgreSQL releases the lock.
-            self.conn = engine.connect()
-            self.held = bool(
-                self.conn.execute(
-                    sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": SCHEDULER_LOCK_KEY}
-                ).scalar_one()
-            )
-            self.conn.commit()
-            if not self.held:
-                self.conn.close()
-                self.conn = None
-            return self.held
-        ttl = timedelta(seconds=self.scheduler.settings.usage_scheduler_lock_ttl_seconds)
-        with engine.begin() as conn:
-            repository.ensure_job_row(conn, JOB_NAME)
-            self.held = repository.try_take_row_lock(
-                conn, JOB_NAME, self.scheduler.owner, self.now, self.now + ttl
-            )
+        # A dedicated session holds the advisory lock for the whole run; if the process dies
+        # the session ends and PostgreSQL releases the lock.
+        conn = self.scheduler.engine.connect()
+        self.held = bool(
+            conn.execute(
+                sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": SCHEDULER_LOCK_KEY}
+            ).scalar_one()
+        )
+        conn.commit()
+        if self.held:
+            self.conn = conn
+        else:
+            conn.close()
         return self.held
 
     def __exit__(self, *_exc: object) -> None:
-        if not self.held:
+        conn = self.conn
+        if conn is None:
             return
-        if self.conn is not None:
-            try:
-                self.conn.rollback()
-                self.conn.execute(
-                    sa.text("SELECT pg_advisory_unlock(:key)"), {"key": SCHEDULER_LOCK_KEY}
-                )
-                self.conn.commit()
-            except Exception:
-                # Never hand a session that may still hold the lock back to the pool.
-                log.exception("could not release the usage scheduler lock; dropping the session")
-                self.conn.invalidate()
-            finally:
-                self.conn.close()
-            return
-        with self.scheduler.engine.begin() as conn:
-            repository.release_row_lock(conn, JOB_NAME, self.scheduler.owner)
+        try:
+            conn.rollback()
+            conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": SCHEDULER_LOCK_KEY})
+            conn.commit()
+        except Exception:
+            # Never hand a session that may still hold the lock back to the pool.
+            log.exception("could not release the usage scheduler lock; dropping the session")
+            conn.invalidate()
+        finally:
+            conn.close()
+            self.conn = None
 
 
 def run_scheduler_loop(

@@ -7,12 +7,10 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from sqlalchemy.engine import Connection
-
 from alquimista_ops.auth.deps import TenantScope
 from alquimista_ops.core.errors import NotFound
-from alquimista_ops.core.fastread import Call
 from alquimista_ops.core.params import Period
+from alquimista_ops.core.reads import Reads
 from alquimista_ops.usage import queries
 
 
@@ -70,23 +68,8 @@ ZERO_MEASURES: Mapping[str, Any] = MappingProxyType(
 )
 
 
-def _ensure_tenant_agent(conn: Connection, tenant_id: uuid.UUID, agent_id: uuid.UUID) -> None:
-    if not queries.tenant_has_agent(conn, tenant_id, agent_id):
-        raise NotFound(f"Agent {agent_id} not found for this tenant", details={"field": "agent_id"})
-
-
-def tenant_usage_calls(scope: TenantScope, period: Period, *, with_agents: bool) -> list[Call]:
-    """The statements ``tenant_usage`` runs for all of a tenant's agents (no ``agent_id``),
-    for ``core.fastread.prefetch``."""
-    return [
-        queries.usage_report_call(
-            scope.tenant_id, period.start, period.end, None, with_agents=with_agents
-        )
-    ]
-
-
-def tenant_usage(
-    conn: Connection,
+async def tenant_usage(
+    reads: Reads,
     scope: TenantScope,
     period: Period,
     agent_id: uuid.UUID | None,
@@ -94,14 +77,24 @@ def tenant_usage(
     with_agents: bool = True,
 ) -> dict[str, Any]:
     """The tenant's usage over the period: summary, every day and (unless ``with_agents`` is
-    false: a page that shows no per-agent figures) the figures of each agent."""
-    if agent_id is not None:
-        _ensure_tenant_agent(conn, scope.tenant_id, agent_id)
-    summary, days, per_agent = queries.usage_report(
-        conn, scope.tenant_id, period.start, period.end, agent_id, with_agents=with_agents
-    )
+    false: a page that shows no per-agent figures) the figures of each agent; optionally of one
+    agent of the tenant's (another is not found)."""
+    params: dict[str, Any] = {"tid": scope.tenant_id, "start": period.start, "end": period.end}
+    report = queries.usage_report(agent_id is not None, with_agents)
+    if agent_id is None:
+        rows = await reads.all(report, **params)
+    else:
+        found, rows = await reads.gather(
+            reads.first(queries.TENANT_AGENT, tid=scope.tenant_id, agent_id=agent_id),
+            reads.all(report, agent_id=agent_id, **params),
+        )
+        if found is None:
+            raise NotFound(
+                f"Agent {agent_id} not found for this tenant", details={"field": "agent_id"}
+            )
     m = queries.REPORT_MEASURES  # where the six sums start in a report row
-    by_day = {row.date: row for row in days}
+    summary = rows[0]
+    by_day = {row.date: row for row in rows if row.kind == queries.DAY}
     daily = []
     for day in period.dates():
         row = by_day.get(day)
@@ -119,6 +112,7 @@ def tenant_usage(
                 "display_name": row.display_name,
                 **figures(*row[m:]),
             }
-            for row in per_agent
+            for row in rows
+            if row.kind == queries.AGENT
         ]
     return usage

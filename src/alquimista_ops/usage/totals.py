@@ -20,7 +20,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from alquimista_ops.core.clock import utctoday
-from alquimista_ops.core.db import is_postgres
 from alquimista_ops.core.params import PERIOD_DAYS
 from alquimista_ops.core.schema import usage_period_rankings, usage_period_snapshots
 from alquimista_ops.usage import overview_queries
@@ -141,17 +140,11 @@ _NAMES = (
 )
 
 
-def _days_cte(conn: Connection) -> str:
-    """``days(date)``: every day from ``:first`` to ``:last`` (inclusive)."""
-    if is_postgres(conn):
-        return (
-            "days(date) AS (SELECT CAST(g AS DATE) FROM generate_series("
-            "CAST(:first AS DATE), CAST(:last AS DATE), INTERVAL '1 day') AS g)"
-        )
-    return (
-        "days(date) AS (SELECT :first UNION ALL"
-        " SELECT date(date, '+1 day') FROM days WHERE date < :last)"
-    )
+# ``days(date)``: every day from ``:first`` to ``:last`` (inclusive).
+_DAYS_CTE = (
+    "days(date) AS (SELECT CAST(g AS DATE) FROM generate_series("
+    "CAST(:first AS DATE), CAST(:last AS DATE), INTERVAL '1 day') AS g)"
+)
 
 
 def _max_date(conn: Connection, table: str) -> date | None:
@@ -222,7 +215,7 @@ def refresh_cumulative(conn: Connection, start: date, end: date) -> None:
             " FROM (SELECT tenant_id, MIN(from_date) AS from_date"
             f"       FROM ({' UNION ALL '.join(parts)}) AS f GROUP BY tenant_id) AS g"
             f" LEFT JOIN {_CUMULATIVE} b ON b.tenant_id = g.tenant_id"
-            f"  AND b.date = {_day_before(conn, 'g.from_date')}"
+            f"  AND b.date = {_day_before('g.from_date')}"
         ),
         params,
     )
@@ -240,7 +233,7 @@ def refresh_cumulative(conn: Connection, start: date, end: date) -> None:
         )
         conn.execute(
             _dated(
-                f"WITH RECURSIVE {_days_cte(conn)}"
+                f"WITH RECURSIVE {_DAYS_CTE}"
                 f" INSERT INTO {_CUMULATIVE} (tenant_id, date, {', '.join(_NAMES)})"
                 f" SELECT f.tenant_id, d.date, {running}"
                 f" FROM {_FROM} f JOIN days d ON d.date >= f.from_date"
@@ -252,10 +245,8 @@ def refresh_cumulative(conn: Connection, start: date, end: date) -> None:
     conn.exec_driver_sql(f"DROP TABLE {_FROM}")
 
 
-def _day_before(conn: Connection, column: str) -> str:
-    if is_postgres(conn):
-        return f"CAST({column} AS DATE) - 1"
-    return f"date({column}, '-1 day')"
+def _day_before(column: str) -> str:
+    return f"CAST({column} AS DATE) - 1"
 
 
 def _as_date(value: Any) -> date:

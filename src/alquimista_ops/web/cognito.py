@@ -13,9 +13,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from alquimista_ops.auth.deps import SESSION_COOKIE
-from alquimista_ops.core.deps import RuntimeDep
 from alquimista_ops.core.errors import AppError
-from alquimista_ops.core.runtime import Runtime
+from alquimista_ops.runtime import Runtime, RuntimeDep
 from alquimista_ops.web.session import PageRefused, home_for, safe_next, set_cookie
 
 PKCE_COOKIE = "opdash_pkce"

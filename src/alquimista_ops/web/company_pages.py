@@ -10,22 +10,19 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from markupsafe import Markup
-from sqlalchemy.engine import Connection
 
 from alquimista_ops.billing import service as billing_service
 from alquimista_ops.commands import service as commands_service
 from alquimista_ops.commands import specs
 from alquimista_ops.commands.model import CommandQuery
 from alquimista_ops.commands.runtime_hooks import store_for
-from alquimista_ops.core.deps import RuntimeDep, read_db
 from alquimista_ops.core.errors import NotFound, ValidationFailed
-from alquimista_ops.core.fastread import prefetch
 from alquimista_ops.core.params import Page, Period, resolve_period
-from alquimista_ops.core.runtime import Runtime
+from alquimista_ops.core.reads import Reads
 from alquimista_ops.core.schema import PLANS, SEGMENTS
 from alquimista_ops.core.search import MAX_SEARCH_LENGTH, parse_search
-from alquimista_ops.incidents import queries as incident_queries
 from alquimista_ops.incidents import service as incidents_service
+from alquimista_ops.runtime import Runtime, RuntimeDep
 from alquimista_ops.tenants import internal_service
 from alquimista_ops.usage import overview as usage_overview_service
 from alquimista_ops.web import i18n
@@ -34,6 +31,7 @@ from alquimista_ops.web.pages import (
     badge,
     html_text,
     page_context,
+    page_reads,
     render,
     severity,
     tenant_scope,
@@ -89,16 +87,17 @@ def _command_forms(is_admin: bool, lang: str) -> list[dict[str, Any]]:
     return forms
 
 
-# GET pages are async: all the reads of a page are one ``read_db`` call (on the server, on the
-# event loop: no thread-pool hop), and the template renders on the event loop.
+# GET pages are async: their reads run in one read session on the event loop (the page's
+# independent statements in one round trip), and the template renders on the event loop.
 @router.get("/company/operations")
 async def operations_page(request: Request, runtime: RuntimeDep) -> Response:
     ctx = await page_context(request, runtime, internal=True)
     store = store_for(runtime)
-    history = await read_db(
-        runtime.engine,
-        lambda conn: commands_service.list_commands(conn, store, CommandQuery(limit=HISTORY_SIZE)),
-        other_io=not store.in_database,
+    history = await page_reads(
+        runtime,
+        lambda reads: commands_service.list_commands(
+            reads, store, CommandQuery(limit=HISTORY_SIZE)
+        ),
     )
     forms = command_forms(ctx.principal.is_internal_admin, ctx.lang)
     return finish(
@@ -178,33 +177,20 @@ async def company_overview(request: Request, runtime: RuntimeDep) -> Response:
     previous = usage_overview_service.previous_period(period)
     is_admin = ctx.principal.is_internal_admin
 
-    def read(conn: Connection) -> tuple[Any, ...]:
-        calls = [
-            *usage_overview_service.usage_overview_calls(period, LANDING_TOP),
-            *usage_overview_service.platform_summary_calls(previous),
-            *internal_service.new_tenants_calls(period, previous),
-            *(billing_service.billing_overview_calls(period) if is_admin else []),
-            incident_queries.recent_incidents_all_tenants_call("all", LANDING_INCIDENTS),
-            incident_queries.open_incident_counters_call(),
-        ]
-        prefetch(conn, calls)  # one round trip instead of eight
-        return (
-            usage_overview_service.usage_overview(conn, period, LANDING_TOP),
-            usage_overview_service.platform_summary(conn, previous),
-            internal_service.new_tenants(conn, period, previous),
-            billing_service.billing_overview(conn, period) if is_admin else None,
-            incident_queries.recent_incidents_all_tenants(conn, "all", LANDING_INCIDENTS),
-            incident_queries.open_incident_counters(conn),
+    async def read(reads: Reads) -> list[Any]:
+        return await reads.gather(  # one round trip instead of eight
+            usage_overview_service.usage_overview(reads, period, LANDING_TOP),
+            usage_overview_service.platform_summary(reads, previous),
+            internal_service.new_tenants(reads, period, previous),
+            incidents_service.recent_incidents(reads, "all", LANDING_INCIDENTS),
+            incidents_service.open_counters(reads),
+            *([billing_service.billing_overview(reads, period)] if is_admin else []),
         )
 
-    (
-        usage,
-        before,
-        (new_tenants, new_before),
-        billing,
-        incidents,
-        counters,
-    ) = await read_db(runtime.engine, read)
+    usage, before, (new_tenants, new_before), incidents, counters, *billed = await page_reads(
+        runtime, read
+    )
+    billing = billed[0] if billed else None
     stats = usage["global_stats"]
     trends = {
         "requests": trend(stats["total_requests"], before["total_requests"]),
@@ -311,10 +297,10 @@ async def tenants_page(request: Request, runtime: RuntimeDep) -> Response:
         term = None
         error = "tenants.bad_search"
     if error is None:
-        data = await read_db(
-            runtime.engine,
-            lambda conn: internal_service.list_tenants(
-                conn,
+        data = await page_reads(
+            runtime,
+            lambda reads: internal_service.list_tenants(
+                reads,
                 status=status,
                 plan=plan or None,
                 segment=segment or None,
@@ -423,25 +409,31 @@ async def tenant_detail_page(request: Request, runtime: RuntimeDep, tenant_ref: 
     status = choice(query.get("status"), INCIDENT_STATUSES, "all")
     page = bounded_int(query.get("page"), 1, 1, MAX_PAGE)
 
-    def read(conn: Connection) -> dict[str, Any]:
-        try:
-            found = {"detail": internal_service.tenant_detail(conn, tenant_id)}
-        except NotFound as exc:
-            raise PageRefused(404, "error.not_found") from exc
+    async def tab_data(reads: Reads) -> dict[str, Any]:
         if tab == "agents":
-            found["agents"] = internal_service.tenant_agents(conn, tenant_id)["agents"]
-        elif tab == "incidents":
-            scope = tenant_scope(conn, ctx.principal, tenant_id)
-            found["incidents"] = incidents_service.tenant_incidents(
-                conn,
+            return {"agents": (await internal_service.tenant_agents(reads, tenant_id))["agents"]}
+        if tab == "incidents":
+            scope = await tenant_scope(reads, ctx.principal, tenant_id)
+            incidents = await incidents_service.tenant_incidents(
+                reads,
                 scope,
                 status,
                 None,
                 Page(INCIDENTS_PER_PAGE, (page - 1) * INCIDENTS_PER_PAGE),
             )
-        return found
+            return {"incidents": incidents}
+        return {}
 
-    values.update(await read_db(runtime.engine, read))
+    async def read(reads: Reads) -> dict[str, Any]:
+        detail, extra = await reads.gather(
+            internal_service.tenant_detail(reads, tenant_id), tab_data(reads)
+        )
+        return {"detail": detail, **extra}
+
+    try:
+        values.update(await page_reads(runtime, read))
+    except NotFound as exc:
+        raise PageRefused(404, "error.not_found") from exc
     if tab == "incidents":
         values.update(
             status=status,
@@ -456,8 +448,8 @@ async def tenant_detail_page(request: Request, runtime: RuntimeDep, tenant_ref: 
 async def usage_page(request: Request, runtime: RuntimeDep) -> Response:
     ctx = await page_context(request, runtime, internal=True)
     period = page_period(request)
-    usage = await read_db(
-        runtime.engine, lambda conn: usage_overview_service.usage_overview(conn, period)
+    usage = await page_reads(
+        runtime, lambda reads: usage_overview_service.usage_overview(reads, period)
     )
     return _respond(request, runtime, ctx, "company/usage.html", usage=usage, period=period.label)
 
@@ -467,8 +459,8 @@ async def usage_page(request: Request, runtime: RuntimeDep) -> Response:
 async def billing_page(request: Request, runtime: RuntimeDep) -> Response:
     ctx = await page_context(request, runtime, internal=True, admin=True)
     period = page_period(request)
-    billing = await read_db(
-        runtime.engine, lambda conn: billing_service.billing_overview(conn, period)
+    billing = await page_reads(
+        runtime, lambda reads: billing_service.billing_overview(reads, period)
     )
     return _respond(
         request, runtime, ctx, "company/billing.html", billing=billing, period=period.label

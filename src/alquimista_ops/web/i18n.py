@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from decimal import Decimal
 from typing import Any
 
 LANGUAGES = ("pt-BR", "en")
@@ -373,7 +372,3 @@ def format_datetime(lang: str, value: datetime | str | None) -> str:
         value = datetime.fromisoformat(value.replace("Z", "+00:00"))
     fmt = "%d/%m/%Y %H:%M" if lang == "pt-BR" else "%Y-%m-%d %H:%M"
     return value.strftime(fmt) + " UTC"
-
-
-def as_decimal(value: Any) -> Decimal:
-    return Decimal(str(value or 0))

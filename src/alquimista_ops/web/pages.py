@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FunctionType
-from typing import Annotated, Any, TypeVar, cast
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlencode
 
 import jinja2
@@ -22,11 +22,10 @@ import orjson
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from jinja2 import nodes
+from jinja2.ext import Extension
+from jinja2.lexer import Token, TokenStream
 from jinja2.utils import internalcode
-from jinja2.visitor import NodeTransformer
 from markupsafe import Markup, escape
-from sqlalchemy.engine import Connection
 
 from alquimista_ops.agents import service as agents_service
 from alquimista_ops.auth import service as auth_service
@@ -36,16 +35,15 @@ from alquimista_ops.auth.deps import (
     checked_tenant_scope,
     requested_tenant,
     resolve_tenant_scope,
-    tenant_status_call,
+    tenant_status,
 )
 from alquimista_ops.auth.principal import Principal
-from alquimista_ops.core.deps import RuntimeDep, read_db
 from alquimista_ops.core.errors import AppError, Forbidden, NotFound
-from alquimista_ops.core.fastread import Call, prefetch
 from alquimista_ops.core.params import Page, resolve_period
-from alquimista_ops.core.runtime import Runtime
+from alquimista_ops.core.reads import Reads
 from alquimista_ops.incidents import service as incidents_service
 from alquimista_ops.integrations import service as integrations_service
+from alquimista_ops.runtime import Runtime, RuntimeDep
 from alquimista_ops.tenants import service as tenants_service
 from alquimista_ops.usage import service as usage_service
 from alquimista_ops.web import i18n
@@ -97,14 +95,10 @@ class PageEnvironment(jinja2.Environment):
     ``getattr`` first and falls back to the item after an AttributeError, which cost about as
     much as the rest of rendering a table cell (measured: 225 lookups 248 us, item first 118 us).
     Same result: a name that is not an attribute of ``dict`` can only be found as an item.
-    Calls of plain functions skip Jinja's checks (``DirectCallContext``).
-
-    With a ``language``, the templates' ``t('literal key')`` calls are translated when a
-    template is compiled (``_StaticTranslations``): a page renders 50-80 of them (labels,
-    headings, navigation), each a call through the context and an escape at every render."""
+    Calls of plain functions skip Jinja's checks (``DirectCallContext``)."""
 
     context_class = DirectCallContext
-    language: str | None = None
+    language: str | None = None  # the literal translations compiled in (StaticTranslations)
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
@@ -114,63 +108,43 @@ class PageEnvironment(jinja2.Environment):
                 pass
         return super().getattr(obj, attribute)
 
-    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
-        tree = super()._parse(source, name, filename)
-        if self.language is None:
-            return tree
-        return cast(nodes.Template, _StaticTranslations(self, self.language).visit(tree))
 
+class StaticTranslations(Extension):
+    """Each language's templates are compiled with their literal translations in: the tokens
+    of ``t('key')`` (one literal argument, nothing else; not an attribute ``x.t(...)``) become
+    the string ``i18n.translate(language, 'key')``, which Jinja then escapes once, at compile
+    time. A page renders 50-80 of them (labels, headings, navigation), each otherwise a call
+    through the context and an escape at every render. The environment's ``language`` says
+    which; ``None`` leaves the calls as they are."""
 
-class _StaticTranslations(NodeTransformer):
-    """``t('key')`` (one literal argument, nothing else) becomes the constant
-    ``i18n.translate(language, 'key')``: the text the call returns at render time, which Jinja
-    then escapes once, at compile time. Left as calls: keys that are expressions, calls with
-    values to fill in, a template that assigns ``t`` itself, and the body of a macro (or call
-    block) that takes a ``t`` argument (its caller's function)."""
-
-    def __init__(self, environment: jinja2.Environment, language: str) -> None:
-        self.environment = environment
-        self.language = language
-
-    def visit_Template(self, node: nodes.Template) -> nodes.Node:
-        assigns_t = any(
-            name.name == "t" and name.ctx == "store" for name in node.find_all(nodes.Name)
-        )
-        return node if assigns_t else self.generic_visit(node)
-
-    def visit_Macro(self, node: nodes.Macro | nodes.CallBlock) -> nodes.Node:
-        return node if any(arg.name == "t" for arg in node.args) else self.generic_visit(node)
-
-    visit_CallBlock = visit_Macro  # ``{% call(t) %}``: the same
-
-    def visit_Call(self, node: nodes.Call) -> nodes.Node:
-        visited = self.generic_visit(node)
-        if not isinstance(visited, nodes.Call):
-            return visited
-        node = visited
-        callee, args = node.node, node.args
-        if (
-            isinstance(callee, nodes.Name)
-            and callee.name == "t"
-            and callee.ctx == "load"
-            and len(args) == 1
-            and isinstance(args[0], nodes.Const)
-            and isinstance(args[0].value, str)
-            and not node.kwargs
-            and node.dyn_args is None
-            and node.dyn_kwargs is None
-        ):
-            text = i18n.translate(self.language, args[0].value)
-            return nodes.Const.from_untrusted(
-                text, lineno=node.lineno, environment=self.environment
-            )
-        return node
+    def filter_stream(self, stream: TokenStream) -> Iterator[Token]:
+        language = getattr(self.environment, "language", None)
+        if language is None:
+            yield from stream
+            return
+        held: list[Token] = []  # the start of a ``t('key')``: ``t``, ``(``, ``'key'``
+        previous: Token | None = None
+        for token in stream:
+            held.append(token)
+            kinds = [t.type for t in held]
+            if kinds == ["name"]:
+                if token.value == "t" and not (previous and previous.type == "dot"):
+                    continue
+            elif kinds in (["name", "lparen"], ["name", "lparen", "string"]):
+                continue
+            elif kinds == ["name", "lparen", "string", "rparen"]:
+                key = held[2].value
+                held = [Token(held[0].lineno, "string", i18n.translate(language, key))]
+            yield from held
+            previous, held = held[-1], []
+        yield from held
 
 
 def _environment(language: str | None = None) -> PageEnvironment:
     env = PageEnvironment(
         loader=jinja2.FileSystemLoader(str(WEB_DIR / "templates")),
         autoescape=jinja2.select_autoescape(),
+        extensions=[StaticTranslations],
     )
     env.language = language
     return env
@@ -385,12 +359,18 @@ def _refused_as_page() -> Iterator[None]:
         raise PageRefused(400, "error.not_found") from exc
 
 
-def tenant_scope(
-    conn: Connection, principal: Principal, tenant_id: uuid.UUID | None
+async def tenant_scope(
+    reads: Reads, principal: Principal, tenant_id: uuid.UUID | None
 ) -> TenantScope:
-    """The tenant a page may show, read on the page's connection (inside its ``read_db``)."""
+    """The tenant a page may show, read in the page's read session."""
     with _refused_as_page():
-        return resolve_tenant_scope(conn, principal, tenant_id)
+        return await resolve_tenant_scope(reads, principal, tenant_id)
+
+
+async def page_reads(runtime: Runtime, read: Callable[[Reads], Awaitable[T]]) -> T:
+    """``read(reads)`` in a read session (``core.reads``) of its own."""
+    async with runtime.reads.session() as reads:
+        return await read(reads)
 
 
 # -- sign-in ---------------------------------------------------------------------------------
@@ -481,40 +461,36 @@ def switch_language(
 
 
 # -- tenant area -----------------------------------------------------------------------------
-# GET pages are async: every read of a page (tenant scope included) is one ``read_db`` call,
-# which on the server runs on the event loop (no thread-pool hop, no GIL contention), and the
-# template renders on the event loop.
+# GET pages are async: their reads run in one read session on the event loop (the statements of
+# a page's services in one round trip where they are independent), and the template renders on
+# the event loop.
 async def _tenant_page(
     request: Request,
     runtime: Runtime,
     tenant_id: uuid.UUID | None,
-    read: Callable[[Connection, TenantScope], T],
-    status_of: Callable[[T], str | None] | None = None,
-    calls: Callable[[TenantScope], list[Call]] | None = None,
+    read: Callable[[Reads, TenantScope], Awaitable[T]],
 ) -> tuple[PageContext, T]:
-    """The page's context and ``read(conn, scope)``, the tenant scope resolved on the same
-    connection. ``status_of``: the read also reads the tenant's row, and this gives its status
-    (None for no row), which is then checked instead of being read by a statement of its own
-    (one round trip fewer); what was read is shown only once the check passed. ``calls``: the
-    statements ``read`` runs, prefetched with the status in one round trip (server reads)."""
+    """The page's context and ``read(reads, scope)``, read beside the tenant's status (one
+    round trip where ``read``'s first statements allow); what was read is shown only once the
+    status check passed (an unknown or suspended tenant shows nothing)."""
     ctx = await page_context(request, runtime)
+    with _refused_as_page():
+        requested = requested_tenant(ctx.principal, tenant_id)
+    unchecked = TenantScope(tenant_id=requested, principal=ctx.principal)
 
-    def page_data(conn: Connection) -> tuple[TenantScope, T]:
-        if status_of is None:
-            if calls is not None:
-                with _refused_as_page():
-                    requested = requested_tenant(ctx.principal, tenant_id)
-                unchecked = TenantScope(tenant_id=requested, principal=ctx.principal)
-                prefetch(conn, [tenant_status_call(requested), *calls(unchecked)])
-            scope = tenant_scope(conn, ctx.principal, tenant_id)
-            return scope, read(conn, scope)
+    async def page_data(reads: Reads) -> tuple[TenantScope, T]:
+        status, data = await reads.gather(
+            tenant_status(reads, requested), read(reads, unchecked), return_exceptions=True
+        )
+        if isinstance(status, BaseException):
+            raise status
         with _refused_as_page():
-            requested = requested_tenant(ctx.principal, tenant_id)
-        data = read(conn, TenantScope(tenant_id=requested, principal=ctx.principal))
-        with _refused_as_page():
-            return checked_tenant_scope(ctx.principal, requested, status_of(data)), data
+            scope = checked_tenant_scope(ctx.principal, requested, status)
+        if isinstance(data, BaseException):
+            raise data
+        return scope, data
 
-    scope, data = await read_db(runtime.engine, page_data)
+    scope, data = await page_reads(runtime, page_data)
     ctx.extra["tenant_query"] = f"?tenant_id={scope.tenant_id}" if ctx.principal.is_internal else ""
     return ctx, data
 
@@ -528,37 +504,23 @@ async def tenant_overview(
 ) -> Response:
     window = resolve_period(period, None, None)
 
-    def read(conn: Connection, scope: TenantScope) -> dict[str, Any]:
-        prefetch(  # the page's four statements in one round trip (server reads)
-            conn,
-            [
-                *tenants_service.tenant_me_calls(scope),
-                *usage_service.tenant_usage_calls(scope, window, with_agents=False),
-                *agents_service.tenant_agents_calls(scope, "all"),
-                *integrations_service.tenant_integrations_calls(scope, None, None),
-            ],
+    async def read(reads: Reads, scope: TenantScope) -> dict[str, Any]:
+        tenant, usage, agents, integrations = await reads.gather(
+            tenants_service.tenant_me(reads, scope),
+            # the overview shows the tenant's totals and days; agents have their own table
+            usage_service.tenant_usage(reads, scope, window, None, with_agents=False),
+            agents_service.tenant_agents(reads, scope, "all"),
+            integrations_service.tenant_integrations(reads, scope, None, None),
         )
-        try:
-            tenant = tenants_service.tenant_me(conn, scope)
-        except NotFound:  # no such tenant: refused by the scope check (status None)
-            return {"tenant": None}
         return {
             "tenant": tenant,
-            # the overview shows the tenant's totals and days; agents have their own table
-            "usage": usage_service.tenant_usage(conn, scope, window, None, with_agents=False),
-            "agents": agents_service.tenant_agents(conn, scope, "all")["agents"],
-            "integrations": integrations_service.tenant_integrations(conn, scope, None, None)[
-                "integrations"
-            ],
+            "usage": usage,
+            "agents": agents["agents"],
+            "integrations": integrations["integrations"],
         }
 
-    ctx, data = await _tenant_page(request, runtime, tenant_id, read, _tenant_status)
+    ctx, data = await _tenant_page(request, runtime, tenant_id, read)
     return finish(request, render(ctx, "tenant/overview.html", period=period, **data), runtime)
-
-
-def _tenant_status(data: dict[str, Any]) -> str | None:
-    tenant = data["tenant"]
-    return None if tenant is None else str(tenant["status"])
 
 
 @router.get("/dashboard/agents")
@@ -568,13 +530,12 @@ async def tenant_agents_page(
     tenant_id: uuid.UUID | None = None,
     status: Annotated[str, Query(pattern="^(active|inactive|error|all)$")] = "all",
 ) -> Response:
-    ctx, agents = await _tenant_page(
-        request,
-        runtime,
-        tenant_id,
-        lambda conn, scope: agents_service.tenant_agents(conn, scope, status)["agents"],
-        calls=lambda scope: agents_service.tenant_agents_calls(scope, status),
-    )
+    async def read(reads: Reads, scope: TenantScope) -> list[dict[str, Any]]:
+        found = await agents_service.tenant_agents(reads, scope, status)
+        agents: list[dict[str, Any]] = found["agents"]
+        return agents
+
+    ctx, agents = await _tenant_page(request, runtime, tenant_id, read)
     return finish(request, render(ctx, "tenant/agents.html", agents=agents, status=status), runtime)
 
 
@@ -588,19 +549,20 @@ async def tenant_usage_page(
 ) -> Response:
     window = resolve_period(period, None, None)
 
-    def read(conn: Connection, scope: TenantScope) -> tuple[list[Any], dict[str, Any]]:
-        agents = agents_service.tenant_agents(conn, scope, "all")["agents"]
-        if agent_id is not None and agent_id not in {a["id"] for a in agents}:
+    async def read(reads: Reads, scope: TenantScope) -> tuple[list[Any], dict[str, Any]]:
+        if agent_id is None:
+            agents, usage = await reads.gather(
+                agents_service.tenant_agents(reads, scope, "all"),
+                usage_service.tenant_usage(reads, scope, window, None),
+            )
+            return agents["agents"], usage
+        # one agent's usage: the agent is checked first (another tenant's is not found)
+        shown = (await agents_service.tenant_agents(reads, scope, "all"))["agents"]
+        if agent_id not in {a["id"] for a in shown}:
             raise PageRefused(404, "error.not_found")
-        return agents, usage_service.tenant_usage(conn, scope, window, agent_id)
+        return shown, await usage_service.tenant_usage(reads, scope, window, agent_id)
 
-    def calls(scope: TenantScope) -> list[Call]:
-        agents = agents_service.tenant_agents_calls(scope, "all")
-        if agent_id is not None:  # one agent's usage: checked first, then read
-            return agents
-        return [*agents, *usage_service.tenant_usage_calls(scope, window, with_agents=True)]
-
-    ctx, (agents, usage) = await _tenant_page(request, runtime, tenant_id, read, calls=calls)
+    ctx, (agents, usage) = await _tenant_page(request, runtime, tenant_id, read)
     return finish(
         request,
         render(
@@ -614,15 +576,12 @@ async def tenant_usage_page(
 async def tenant_integrations_page(
     request: Request, runtime: RuntimeDep, tenant_id: uuid.UUID | None = None
 ) -> Response:
-    ctx, items = await _tenant_page(
-        request,
-        runtime,
-        tenant_id,
-        lambda conn, scope: integrations_service.tenant_integrations(conn, scope, None, None)[
-            "integrations"
-        ],
-        calls=lambda scope: integrations_service.tenant_integrations_calls(scope, None, None),
-    )
+    async def read(reads: Reads, scope: TenantScope) -> list[dict[str, Any]]:
+        found = await integrations_service.tenant_integrations(reads, scope, None, None)
+        items: list[dict[str, Any]] = found["integrations"]
+        return items
+
+    ctx, items = await _tenant_page(request, runtime, tenant_id, read)
     return finish(request, render(ctx, "tenant/integrations.html", integrations=items), runtime)
 
 
@@ -639,8 +598,8 @@ async def tenant_support_page(
         request,
         runtime,
         tenant_id,
-        lambda conn, scope: incidents_service.tenant_incidents(
-            conn, scope, status, None, Page(limit, (page - 1) * limit)
+        lambda reads, scope: incidents_service.tenant_incidents(
+            reads, scope, status, None, Page(limit, (page - 1) * limit)
         ),
     )
     return finish(

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from alquimista_ops.auth.deps import CSRF_COOKIE, SESSION_COOKIE
 from alquimista_ops.auth.principal import Principal
 from alquimista_ops.core.errors import AppError
-from alquimista_ops.core.runtime import Runtime
+from alquimista_ops.runtime import Runtime
 from alquimista_ops.web.i18n import DEFAULT_LANGUAGE, LANGUAGES
 
 LANG_COOKIE = "opdash_lang"

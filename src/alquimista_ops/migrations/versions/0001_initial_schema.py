@@ -11,8 +11,6 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-import alquimista_ops.core.types
-
 revision = "0001"
 down_revision = None
 branch_labels = None
@@ -28,9 +26,7 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=8), nullable=False),
         sa.Column("response_time_ms", sa.Integer(), nullable=False),
         sa.Column("tokens_used", sa.Integer(), nullable=False),
-        sa.Column(
-            "created_at", alquimista_ops.core.types.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("day", sa.Date(), nullable=False),
         sa.CheckConstraint("status IN ('success', 'error')", name=op.f("ck_agent_requests_status")),
         sa.CheckConstraint(
@@ -63,13 +59,13 @@ def upgrade() -> None:
         sa.Column("price_per_1k_tokens_usd", sa.Numeric(precision=10, scale=6), nullable=False),
         sa.Column(
             "created_at",
-            alquimista_ops.core.types.UTCDateTime(timezone=True),
+            sa.DateTime(timezone=True),
             server_default=sa.func.now(),
             nullable=False,
         ),
         sa.Column(
             "updated_at",
-            alquimista_ops.core.types.UTCDateTime(timezone=True),
+            sa.DateTime(timezone=True),
             server_default=sa.func.now(),
             nullable=False,
         ),
@@ -97,20 +93,14 @@ def upgrade() -> None:
         "job_runs",
         sa.Column("job_name", sa.String(length=64), nullable=False),
         sa.Column("last_scheduled_for", sa.Date(), nullable=True),
-        sa.Column(
-            "last_started_at", alquimista_ops.core.types.UTCDateTime(timezone=True), nullable=True
-        ),
-        sa.Column(
-            "last_finished_at", alquimista_ops.core.types.UTCDateTime(timezone=True), nullable=True
-        ),
+        sa.Column("last_started_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_finished_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_status", sa.String(length=16), nullable=True),
         sa.Column("lock_owner", sa.String(length=128), nullable=True),
-        sa.Column(
-            "lock_expires_at", alquimista_ops.core.types.UTCDateTime(timezone=True), nullable=True
-        ),
+        sa.Column("lock_expires_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column(
             "details",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            postgresql.JSONB(astext_type=sa.Text()),
             nullable=True,
         ),
         sa.PrimaryKeyConstraint("job_name", name=op.f("pk_job_runs")),
@@ -125,13 +115,13 @@ def upgrade() -> None:
         sa.Column("price_monthly_brl", sa.Numeric(precision=12, scale=2), nullable=False),
         sa.Column(
             "created_at",
-            alquimista_ops.core.types.UTCDateTime(timezone=True),
+            sa.DateTime(timezone=True),
             server_default=sa.func.now(),
             nullable=False,
         ),
         sa.Column(
             "updated_at",
-            alquimista_ops.core.types.UTCDateTime(timezone=True),
+            sa.DateTime(timezone=True),
             server_default=sa.func.now(),
             nullable=False,
         ),
@@ -156,19 +146,17 @@ def upgrade() -> None:
         sa.Column("key_hash", sa.String(length=128), nullable=False),
         sa.Column(
             "scopes",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            postgresql.JSONB(astext_type=sa.Text()),
             server_default=sa.text("'[]'"),
             nullable=False,
         ),
         sa.Column(
             "created_at",
-            alquimista_ops.core.types.UTCDateTime(timezone=True),
+            sa.DateTime(timezone=True),
             server_default=sa.func.now(),
             nullable=False,
         ),
-        sa.Column(
-            "revoked_at", alquimista_ops.core.types.UTCDateTime(timezone=True), nullable=True
-        ),
+        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_service_principals")),
         sa.UniqueConstraint("key_prefix", name=op.f("uq_service_principals_key_prefix")),
         sa.UniqueConstraint("name", name=op.f("uq_service_principals_name")),
@@ -187,19 +175,17 @@ def upgrade() -> None:
         ),
         sa.Column(
             "created_at",
-            alquimista_ops.core.types.UTCDateTime(timezone=True),
+            sa.DateTime(timezone=True),
             server_default=sa.func.now(),
             nullable=False,
         ),
         sa.Column(
             "updated_at",
-            alquimista_ops.core.types.UTCDateTime(timezone=True),
+            sa.DateTime(timezone=True),
             server_default=sa.func.now(),
             nullable=False,
         ),
-        sa.Column(
-            "churned_at", alquimista_ops.core.types.UTCDateTime(timezone=True), nullable=True
-        ),
+        sa.Column("churned_at", sa.DateTime(timezone=True), nullable=True),
         sa.CheckConstraint(
             "segment IN ('saude', 'educacao', 'varejo', 'servicos', 'tecnologia', 'outro')",
             name=op.f("ck_tenants_segment"),
@@ -231,18 +217,19 @@ def upgrade() -> None:
         sa.Column("enabled", sa.Boolean(), server_default=sa.text("true"), nullable=False),
         sa.Column(
             "created_at",
-            alquimista_ops.core.types.UTCDateTime(timezone=True),
+            sa.DateTime(timezone=True),
             server_default=sa.func.now(),
             nullable=False,
         ),
         sa.Column(
             "updated_at",
-            alquimista_ops.core.types.UTCDateTime(timezone=True),
+            sa.DateTime(timezone=True),
             server_default=sa.func.now(),
             nullable=False,
         ),
         sa.CheckConstraint(
-            "(group_name IN ('INTERNAL_ADMIN', 'INTERNAL_SUPPORT') AND tenant_id IS NULL) OR (group_name IN ('TENANT_ADMIN', 'TENANT_USER') AND tenant_id IS NOT NULL)",
+            "(group_name IN ('INTERNAL_ADMIN', 'INTERNAL_SUPPORT') AND tenant_id IS NULL)"
+            " OR (group_name IN ('TENANT_ADMIN', 'TENANT_USER') AND tenant_id IS NOT NULL)",
             name=op.f("ck_auth_users_tenant_matches_group"),
         ),
         sa.CheckConstraint(
@@ -266,7 +253,7 @@ def upgrade() -> None:
         sa.Column("tenant_id", sa.Uuid(), nullable=True),
         sa.Column(
             "parameters",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            postgresql.JSONB(astext_type=sa.Text()),
             server_default=sa.text("'{}'"),
             nullable=False,
         ),
@@ -274,19 +261,15 @@ def upgrade() -> None:
         sa.Column("created_by_email", sa.String(length=254), nullable=True),
         sa.Column(
             "created_at",
-            alquimista_ops.core.types.UTCDateTime(timezone=True),
+            sa.DateTime(timezone=True),
             server_default=sa.func.now(),
             nullable=False,
         ),
-        sa.Column(
-            "started_at", alquimista_ops.core.types.UTCDateTime(timezone=True), nullable=True
-        ),
-        sa.Column(
-            "completed_at", alquimista_ops.core.types.UTCDateTime(timezone=True), nullable=True
-        ),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("completed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column(
             "output",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            postgresql.JSONB(astext_type=sa.Text()),
             nullable=True,
         ),
         sa.Column("error_message", sa.Text(), nullable=True),
@@ -294,21 +277,19 @@ def upgrade() -> None:
         sa.Column("max_attempts", sa.Integer(), server_default="5", nullable=False),
         sa.Column(
             "next_attempt_at",
-            alquimista_ops.core.types.UTCDateTime(timezone=True),
+            sa.DateTime(timezone=True),
             server_default=sa.func.now(),
             nullable=False,
         ),
         sa.Column("lease_owner", sa.String(length=128), nullable=True),
-        sa.Column(
-            "lease_expires_at", alquimista_ops.core.types.UTCDateTime(timezone=True), nullable=True
-        ),
+        sa.Column("lease_expires_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("idempotency_key", sa.String(length=128), nullable=True),
         sa.Column("request_hash", sa.String(length=64), nullable=True),
-        sa.Column(
-            "expires_at", alquimista_ops.core.types.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.CheckConstraint(
-            "command_type IN ('HEALTH_CHECK', 'RESTART_AGENT', 'RESET_TOKEN', 'REPROCESS_QUEUE', 'PAUSE_AGENT', 'SUSPEND_TENANT', 'REACTIVATE_TENANT', 'RECOMPUTE_USAGE', 'CLEAR_CACHE')",
+            "command_type IN ('HEALTH_CHECK', 'RESTART_AGENT', 'RESET_TOKEN', 'REPROCESS_QUEUE',"
+            " 'PAUSE_AGENT', 'SUSPEND_TENANT', 'REACTIVATE_TENANT', 'RECOMPUTE_USAGE',"
+            " 'CLEAR_CACHE')",
             name=op.f("ck_operational_commands_command_type"),
         ),
         sa.CheckConstraint(
@@ -373,20 +354,18 @@ def upgrade() -> None:
         sa.Column("description", sa.Text(), nullable=True),
         sa.Column(
             "details",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            postgresql.JSONB(astext_type=sa.Text()),
             nullable=True,
         ),
         sa.Column("ip_address", sa.String(length=64), nullable=True),
         sa.Column("user_agent", sa.String(length=512), nullable=True),
         sa.Column(
             "created_at",
-            alquimista_ops.core.types.UTCDateTime(timezone=True),
+            sa.DateTime(timezone=True),
             server_default=sa.func.now(),
             nullable=False,
         ),
-        sa.Column(
-            "resolved_at", alquimista_ops.core.types.UTCDateTime(timezone=True), nullable=True
-        ),
+        sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
         sa.CheckConstraint(
             "event_category IN ('auth', 'tenant', 'agent', 'integration', 'command', 'system')",
             name=op.f("ck_operational_events_event_category"),
@@ -432,37 +411,31 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=16), server_default="active", nullable=False),
         sa.Column(
             "config",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            postgresql.JSONB(astext_type=sa.Text()),
             server_default=sa.text("'{}'"),
             nullable=False,
         ),
         sa.Column(
             "activated_at",
-            alquimista_ops.core.types.UTCDateTime(timezone=True),
+            sa.DateTime(timezone=True),
             server_default=sa.func.now(),
             nullable=False,
         ),
-        sa.Column(
-            "deactivated_at", alquimista_ops.core.types.UTCDateTime(timezone=True), nullable=True
-        ),
-        sa.Column(
-            "last_used_at", alquimista_ops.core.types.UTCDateTime(timezone=True), nullable=True
-        ),
+        sa.Column("deactivated_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("total_requests", sa.BigInteger(), server_default="0", nullable=False),
         sa.Column("total_errors", sa.BigInteger(), server_default="0", nullable=False),
         sa.Column("last_error", sa.Text(), nullable=True),
-        sa.Column(
-            "last_restart_at", alquimista_ops.core.types.UTCDateTime(timezone=True), nullable=True
-        ),
+        sa.Column("last_restart_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column(
             "created_at",
-            alquimista_ops.core.types.UTCDateTime(timezone=True),
+            sa.DateTime(timezone=True),
             server_default=sa.func.now(),
             nullable=False,
         ),
         sa.Column(
             "updated_at",
-            alquimista_ops.core.types.UTCDateTime(timezone=True),
+            sa.DateTime(timezone=True),
             server_default=sa.func.now(),
             nullable=False,
         ),
@@ -497,32 +470,31 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=16), server_default="pending", nullable=False),
         sa.Column(
             "config",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            postgresql.JSONB(astext_type=sa.Text()),
             server_default=sa.text("'{}'"),
             nullable=False,
         ),
         sa.Column("credentials_encrypted", sa.Text(), nullable=True),
-        sa.Column(
-            "last_sync_at", alquimista_ops.core.types.UTCDateTime(timezone=True), nullable=True
-        ),
+        sa.Column("last_sync_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_sync_status", sa.String(length=16), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("sync_count", sa.BigInteger(), server_default="0", nullable=False),
         sa.Column("error_count", sa.BigInteger(), server_default="0", nullable=False),
         sa.Column(
             "created_at",
-            alquimista_ops.core.types.UTCDateTime(timezone=True),
+            sa.DateTime(timezone=True),
             server_default=sa.func.now(),
             nullable=False,
         ),
         sa.Column(
             "updated_at",
-            alquimista_ops.core.types.UTCDateTime(timezone=True),
+            sa.DateTime(timezone=True),
             server_default=sa.func.now(),
             nullable=False,
         ),
         sa.CheckConstraint(
-            "integration_type IN ('whatsapp', 'email', 'crm', 'calendar', 'payment', 'erp', 'slack', 'webhook')",
+            "integration_type IN ('whatsapp', 'email', 'crm', 'calendar', 'payment', 'erp',"
+            " 'slack', 'webhook')",
             name=op.f("ck_tenant_integrations_integration_type"),
         ),
         sa.CheckConstraint(
@@ -560,7 +532,7 @@ def upgrade() -> None:
         sa.Column("total_cost_usd", sa.Numeric(precision=16, scale=6), nullable=False),
         sa.Column(
             "updated_at",
-            alquimista_ops.core.types.UTCDateTime(timezone=True),
+            sa.DateTime(timezone=True),
             server_default=sa.func.now(),
             nullable=False,
         ),
@@ -597,18 +569,16 @@ def upgrade() -> None:
         sa.Column("full_name", sa.String(length=200), nullable=False),
         sa.Column("role", sa.String(length=16), server_default="user", nullable=False),
         sa.Column("status", sa.String(length=16), server_default="active", nullable=False),
-        sa.Column(
-            "last_login_at", alquimista_ops.core.types.UTCDateTime(timezone=True), nullable=True
-        ),
+        sa.Column("last_login_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column(
             "created_at",
-            alquimista_ops.core.types.UTCDateTime(timezone=True),
+            sa.DateTime(timezone=True),
             server_default=sa.func.now(),
             nullable=False,
         ),
         sa.Column(
             "updated_at",
-            alquimista_ops.core.types.UTCDateTime(timezone=True),
+            sa.DateTime(timezone=True),
             server_default=sa.func.now(),
             nullable=False,
         ),

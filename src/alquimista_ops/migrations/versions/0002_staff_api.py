@@ -7,7 +7,7 @@ Create Date: 2026-11-29
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 
 import sqlalchemy as sa
 from alembic import op
@@ -118,8 +118,8 @@ def upgrade() -> None:
     bounds = op.get_bind().execute(sa.text("SELECT MIN(date), MAX(date) FROM tenant_usage_daily"))
     first, last = bounds.one()
     if first is not None:
-        month, last_day = _as_date(first).replace(day=1), _as_date(last)
-        while month <= last_day:
+        month = first.replace(day=1)
+        while month <= last:
             following = (month.replace(day=28) + timedelta(days=4)).replace(day=1)
             op.get_bind().execute(
                 sa.text(
@@ -133,10 +133,6 @@ def upgrade() -> None:
                 {"month": month, "following": following},
             )
             month = following
-
-
-def _as_date(value: object) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
 def downgrade() -> None:

@@ -1,8 +1,9 @@
 """usage pipeline: drop the unused (tenant_id, created_at) index of agent_requests
 
-Raw requests are read only by the daily rollup, by day (``ix_agent_requests_day_tenant_id_agent_id``);
-the (tenant_id, created_at) index served no query and slowed ingestion of the largest table
-(CLI ingestion measured 42k -> 72k records/s on PostgreSQL without it).
+Raw requests are read only by the daily rollup, by day
+(``ix_agent_requests_day_tenant_id_agent_id``); the (tenant_id, created_at) index served no
+query and slowed ingestion of the largest table (CLI ingestion measured 42k -> 72k records/s
+on PostgreSQL without it).
 
 Revision ID: 0003
 Revises: 0002

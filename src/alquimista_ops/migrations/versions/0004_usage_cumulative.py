@@ -4,7 +4,8 @@
 to that date (prefix sums of ``tenant_usage_totals``), so a tenant's figures over any period are
 two rows; ranking every tenant over a period reads two index ranges of the covering
 (date, tenant_id) index. An index on tenant_agents (status, agent_id) lets the active
-activations be counted without reading the wide rows. ``tenant_usage_monthly`` served only that ranking and is dropped.
+activations be counted without reading the wide rows. ``tenant_usage_monthly`` served only
+that ranking and is dropped. Filled here from the totals that exist.
 
 Revision ID: 0004
 Revises: 0003
@@ -22,6 +23,43 @@ revision = "0004"
 down_revision = "0003"
 branch_labels = None
 depends_on = None
+
+# The fill: the statements that the application's refresh of the running totals
+# (``usage.totals.refresh_cumulative``) ran at this revision into the new, empty table, written
+# out (not imported from the application) so that this revision stays as it is.
+_NAMES = (
+    "total_requests",
+    "successful_requests",
+    "failed_requests",
+    "response_ms_weighted",
+    "total_tokens_used",
+    "total_cost_usd",
+)
+_FROM = "usage_cumulative_from"  # scratch: (tenant_id, from_date) of the rows to write
+_BASE = ", ".join(f"b.{n} AS base_{n}" for n in _NAMES)
+_RUNNING = ", ".join(f"COALESCE(f.base_{n}, 0) + SUM(COALESCE(t.{n}, 0)) OVER w" for n in _NAMES)
+_FILL_FROM = (
+    f"CREATE TEMPORARY TABLE {_FROM} AS SELECT g.tenant_id, g.from_date, {_BASE}"
+    " FROM (SELECT tenant_id, MIN(from_date) AS from_date"
+    "       FROM (SELECT tenant_id, MIN(date) AS from_date FROM tenant_usage_totals"
+    " GROUP BY tenant_id) AS f GROUP BY tenant_id) AS g"
+    " LEFT JOIN tenant_usage_cumulative b ON b.tenant_id = g.tenant_id"
+    "  AND b.date = CAST(g.from_date AS DATE) - 1"
+)
+_FILL_CLEAR = (
+    "DELETE FROM tenant_usage_cumulative WHERE (tenant_id, date) IN ("
+    " SELECT c.tenant_id, c.date FROM tenant_usage_cumulative c"
+    f" JOIN {_FROM} f ON f.tenant_id = c.tenant_id AND c.date >= f.from_date)"
+)
+_FILL_INSERT = (
+    "WITH RECURSIVE days(date) AS (SELECT CAST(g AS DATE) FROM generate_series("
+    "CAST(:first AS DATE), CAST(:last AS DATE), INTERVAL '1 day') AS g)"
+    f" INSERT INTO tenant_usage_cumulative (tenant_id, date, {', '.join(_NAMES)})"
+    f" SELECT f.tenant_id, d.date, {_RUNNING}"
+    f" FROM {_FROM} f JOIN days d ON d.date >= f.from_date"
+    " LEFT JOIN tenant_usage_totals t ON t.tenant_id = f.tenant_id AND t.date = d.date"
+    " WINDOW w AS (PARTITION BY f.tenant_id ORDER BY d.date)"
+)
 
 
 def upgrade() -> None:
@@ -56,22 +94,32 @@ def upgrade() -> None:
         ["status", "agent_id"],
         unique=False,
     )
-    # Fill from the totals already present (no-op on an empty database): the same refresh the
-    # rollup runs, from an empty table.
-    from alquimista_ops.usage.totals import refresh_cumulative
-
+    # Fill from the totals already present (no-op on an empty database).
     bind = op.get_bind()
-    bounds = bind.execute(sa.text("SELECT MIN(date), MAX(date) FROM tenant_usage_totals")).one()
-    if bounds[0] is not None:
-        refresh_cumulative(bind, _as_date(bounds[0]), _as_date(bounds[1]))
+    first, last = bind.execute(
+        sa.text("SELECT MIN(date), MAX(date) FROM tenant_usage_totals")
+    ).one()
+    if first is not None:
+        _fill(bind, first, last)
     op.drop_index(
         op.f("ix_tenant_usage_monthly_month_tenant_id"), table_name="tenant_usage_monthly"
     )
     op.drop_table("tenant_usage_monthly")
 
 
-def _as_date(value: object) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(str(value))
+def _fill(bind: sa.Connection, first: date, last: date) -> None:
+    """Write each tenant's running totals for every day from its first day with totals through
+    ``last`` (the last day with totals; ``first``, the first, starts the series of days)."""
+    bind.exec_driver_sql(f"DROP TABLE IF EXISTS {_FROM}")
+    bind.execute(sa.text(_FILL_FROM))
+    bind.execute(sa.text(_FILL_CLEAR))  # nothing to delete in the new table, as it ran then
+    bind.execute(
+        sa.text(_FILL_INSERT).bindparams(
+            sa.bindparam("first", type_=sa.Date()), sa.bindparam("last", type_=sa.Date())
+        ),
+        {"first": first, "last": last},
+    )
+    bind.exec_driver_sql(f"DROP TABLE {_FROM}")
 
 
 def downgrade() -> None:
@@ -100,8 +148,8 @@ def downgrade() -> None:
         sa.text("SELECT MIN(date), MAX(date) FROM tenant_usage_totals")
     ).one()
     if first is not None:
-        month, last_day = _as_date(first).replace(day=1), _as_date(last)
-        while month <= last_day:
+        month = first.replace(day=1)
+        while month <= last:
             following = (month.replace(day=28) + timedelta(days=4)).replace(day=1)
             bind.execute(
                 sa.text(

@@ -34,7 +34,6 @@ def upgrade() -> None:
         unique=False,
         postgresql_include=["severity", "resolved_at"],
         postgresql_where=sa.text(_INCIDENT),
-        sqlite_where=sa.text(_INCIDENT),
     )
 
 

@@ -32,7 +32,6 @@ def upgrade() -> None:
         ["severity"],
         unique=False,
         postgresql_where=sa.text(_OPEN_INCIDENT),
-        sqlite_where=sa.text(_OPEN_INCIDENT),
     )
 
 

@@ -4,9 +4,9 @@ The staff figures grouped every tenant on each request (billing by plan and segm
 tenant counts of the usage overview) and every activation (active deployments per agent).
 ``tenant_totals`` (tenants and MRR in cents per plan, segment, status and churned or not) and
 ``agent_deployments`` (active activations per agent) hold those sums instead, kept by triggers
-on ``tenants`` and ``tenant_agents`` in the transaction of every write, on PostgreSQL and SQLite
-alike. Filled here from the rows that exist. ``ix_tenants_created_at`` serves the figures that
-read the tenants created since a period's start.
+on ``tenants`` and ``tenant_agents`` in the transaction of every write. Filled here from the
+rows that exist. ``ix_tenants_created_at`` serves the figures that read the tenants created
+since a period's start.
 
 Revision ID: 0008
 Revises: 0007
@@ -53,7 +53,7 @@ def _add_deployment(row: str, sign: str) -> str:
     )
 
 
-def _postgresql() -> list[str]:
+def _triggers() -> list[str]:
     def function(name: str, body: str) -> str:
         # the search path of the migration (the application's schema), whoever writes
         return (
@@ -91,58 +91,6 @@ def _postgresql() -> list[str]:
     ]
 
 
-def _sqlite() -> list[str]:
-    def trigger(name: str, event: str, table: str, *body: str, when: str = "") -> str:
-        condition = f" WHEN {when}" if when else ""
-        return (
-            f"CREATE TRIGGER {name} AFTER {event} ON {table} FOR EACH ROW{condition}"
-            f" BEGIN {'; '.join(body)}; END"
-        )
-
-    active_old, active_new = "OLD.status = 'active'", "NEW.status = 'active'"
-    return [
-        trigger("tenant_totals_insert", "INSERT", "tenants", _add_tenant("NEW", "+")),
-        trigger("tenant_totals_delete", "DELETE", "tenants", _add_tenant("OLD", "-")),
-        trigger(
-            "tenant_totals_update",
-            "UPDATE",
-            "tenants",
-            _add_tenant("OLD", "-"),
-            _add_tenant("NEW", "+"),
-            when=f"({_TENANT_CHANGED})",
-        ),
-        trigger(
-            "agent_deployments_insert",
-            "INSERT",
-            "tenant_agents",
-            _add_deployment("NEW", "+"),
-            when=active_new,
-        ),
-        trigger(
-            "agent_deployments_delete",
-            "DELETE",
-            "tenant_agents",
-            _add_deployment("OLD", "-"),
-            when=active_old,
-        ),
-        # an update's two halves as two triggers: SQLite has no IF inside a trigger
-        trigger(
-            "agent_deployments_update_old",
-            "UPDATE",
-            "tenant_agents",
-            _add_deployment("OLD", "-"),
-            when=f"({_AGENT_CHANGED}) AND {active_old}",
-        ),
-        trigger(
-            "agent_deployments_update_new",
-            "UPDATE",
-            "tenant_agents",
-            _add_deployment("NEW", "+"),
-            when=f"({_AGENT_CHANGED}) AND {active_new}",
-        ),
-    ]
-
-
 _FILL = (
     "INSERT INTO tenant_totals (plan, segment, status, churned, tenants, mrr_cents)"
     " SELECT plan, segment, status, churned_at IS NOT NULL, count(*),"
@@ -173,40 +121,27 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("agent_id", name=op.f("pk_agent_deployments")),
     )
     op.create_index(op.f("ix_tenants_created_at"), "tenants", ["created_at"], unique=False)
-    postgresql = op.get_bind().dialect.name == "postgresql"
-    for statement in (*_FILL, *(_postgresql() if postgresql else _sqlite())):
+    for statement in (*_FILL, *_triggers()):
         op.execute(statement)
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        for table, trigger in (
-            ("tenants", "tenant_totals_follow"),
-            ("tenants", "tenant_totals_follow_update"),
-            ("tenants", "tenant_totals_clear"),
-            ("tenant_agents", "agent_deployments_follow"),
-            ("tenant_agents", "agent_deployments_follow_update"),
-            ("tenant_agents", "agent_deployments_clear"),
-        ):
-            op.execute(f"DROP TRIGGER {trigger} ON {table}")
-        for function in (
-            "tenant_totals_follow",
-            "tenant_totals_clear",
-            "agent_deployments_follow",
-            "agent_deployments_clear",
-        ):
-            op.execute(f"DROP FUNCTION {function}()")
-    else:
-        for trigger in (
-            "tenant_totals_insert",
-            "tenant_totals_delete",
-            "tenant_totals_update",
-            "agent_deployments_insert",
-            "agent_deployments_delete",
-            "agent_deployments_update_old",
-            "agent_deployments_update_new",
-        ):
-            op.execute(f"DROP TRIGGER {trigger}")
+    for table, trigger in (
+        ("tenants", "tenant_totals_follow"),
+        ("tenants", "tenant_totals_follow_update"),
+        ("tenants", "tenant_totals_clear"),
+        ("tenant_agents", "agent_deployments_follow"),
+        ("tenant_agents", "agent_deployments_follow_update"),
+        ("tenant_agents", "agent_deployments_clear"),
+    ):
+        op.execute(f"DROP TRIGGER {trigger} ON {table}")
+    for function in (
+        "tenant_totals_follow",
+        "tenant_totals_clear",
+        "agent_deployments_follow",
+        "agent_deployments_clear",
+    ):
+        op.execute(f"DROP FUNCTION {function}()")
     op.drop_index(op.f("ix_tenants_created_at"), table_name="tenants")
     op.drop_table("agent_deployments")
     op.drop_table("tenant_totals")

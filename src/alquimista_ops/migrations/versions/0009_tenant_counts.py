@@ -2,9 +2,9 @@
 
 The staff tenant list counted, for every tenant of the page, its active activations and its
 active users (two correlated counts per row). ``tenant_counts`` holds both per tenant, kept by
-triggers on ``tenant_agents`` and ``tenant_users`` in the transaction of every write, on
-PostgreSQL and SQLite alike (as ``tenant_totals``, migration 0008). Filled here from the rows
-that exist. A tenant without a row has no active agents or users.
+triggers on ``tenant_agents`` and ``tenant_users`` in the transaction of every write (as
+``tenant_totals``, migration 0008). Filled here from the rows that exist. A tenant without a
+row has no active agents or users.
 
 Revision ID: 0009
 Revises: 0008
@@ -33,11 +33,12 @@ def _add(column: str, row: str, sign: str) -> str:
     return (
         f"INSERT INTO tenant_counts (tenant_id, {column}, {other})"
         f" VALUES ({row}.tenant_id, {sign}1, 0)"
-        f" ON CONFLICT (tenant_id) DO UPDATE SET {column} = tenant_counts.{column} + excluded.{column}"
+        " ON CONFLICT (tenant_id) DO UPDATE SET"
+        f" {column} = tenant_counts.{column} + excluded.{column}"
     )
 
 
-def _postgresql() -> list[str]:
+def _triggers() -> list[str]:
     statements = []
     for table, column in _COUNTED:
         follow, clear = f"{column}_follow", f"{column}_clear"
@@ -62,23 +63,6 @@ def _postgresql() -> list[str]:
     return statements
 
 
-def _sqlite() -> list[str]:
-    statements = []
-    for table, column in _COUNTED:
-        # (name, event, condition, change); an update's two halves as two triggers (no IF)
-        for name, event, when, row, sign in (
-            ("insert", "INSERT", "NEW.status = 'active'", "NEW", "+"),
-            ("delete", "DELETE", "OLD.status = 'active'", "OLD", "-"),
-            ("update_old", "UPDATE", f"{_CHANGED} AND OLD.status = 'active'", "OLD", "-"),
-            ("update_new", "UPDATE", f"{_CHANGED} AND NEW.status = 'active'", "NEW", "+"),
-        ):
-            statements.append(
-                f"CREATE TRIGGER {column}_{name} AFTER {event} ON {table} FOR EACH ROW"
-                f" WHEN {when} BEGIN {_add(column, row, sign)}; END"
-            )
-    return statements
-
-
 _FILL = (
     "INSERT INTO tenant_counts (tenant_id, active_agents, active_users)"
     " SELECT tenant_id, sum(agents), sum(users) FROM ("
@@ -97,20 +81,14 @@ def upgrade() -> None:
         sa.Column("active_users", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("tenant_id", name=op.f("pk_tenant_counts")),
     )
-    postgresql = op.get_bind().dialect.name == "postgresql"
-    for statement in (_FILL, *(_postgresql() if postgresql else _sqlite())):
+    for statement in (_FILL, *_triggers()):
         op.execute(statement)
 
 
 def downgrade() -> None:
-    postgresql = op.get_bind().dialect.name == "postgresql"
     for table, column in _COUNTED:
-        if postgresql:
-            for trigger in (f"{column}_follow", f"{column}_follow_update", f"{column}_clear"):
-                op.execute(f"DROP TRIGGER {trigger} ON {table}")
-            for function in (f"{column}_follow", f"{column}_clear"):
-                op.execute(f"DROP FUNCTION {function}()")
-        else:
-            for name in ("insert", "delete", "update_old", "update_new"):
-                op.execute(f"DROP TRIGGER {column}_{name}")
+        for trigger in (f"{column}_follow", f"{column}_follow_update", f"{column}_clear"):
+            op.execute(f"DROP TRIGGER {trigger} ON {table}")
+        for function in (f"{column}_follow", f"{column}_clear"):
+            op.execute(f"DROP FUNCTION {function}()")
     op.drop_table("tenant_counts")

@@ -2,10 +2,10 @@
 
 The staff landing counted the platform's open incidents on every request (an index-only scan
 of the ~2 000 open incidents of the large data set, reading ~4 400 index entries: 0.17 ms of
-PostgreSQL, the largest part of the landing's statements). ``open_incidents`` holds how many incidents (severity warning,
-error or critical) are open (not resolved) per severity, kept by triggers on
-``operational_events`` in the transaction of every write, on PostgreSQL and SQLite alike (as
-``tenant_totals``, migration 0008). Filled here from the rows that exist.
+PostgreSQL, the largest part of the landing's statements). ``open_incidents`` holds how many
+incidents (severity warning, error or critical) are open (not resolved) per severity, kept by
+triggers on ``operational_events`` in the transaction of every write (as ``tenant_totals``,
+migration 0008). Filled here from the rows that exist.
 
 Revision ID: 0010
 Revises: 0009
@@ -37,7 +37,7 @@ def _add(row: str, sign: str) -> str:
     )
 
 
-def _postgresql() -> list[str]:
+def _triggers() -> list[str]:
     return [
         # the search path of the migration (the application's schema), whoever writes
         "CREATE FUNCTION open_incidents_follow() RETURNS trigger LANGUAGE plpgsql"
@@ -58,23 +58,10 @@ def _postgresql() -> list[str]:
     ]
 
 
-def _sqlite() -> list[str]:
-    # (name, event, condition, row, sign); an update's two halves as two triggers (no IF)
-    return [
-        f"CREATE TRIGGER open_incidents_{name} AFTER {event} ON operational_events FOR EACH ROW"
-        f" WHEN {when} BEGIN {_add(row, sign)}; END"
-        for name, event, when, row, sign in (
-            ("insert", "INSERT", _OPEN.format(row="NEW"), "NEW", "+"),
-            ("delete", "DELETE", _OPEN.format(row="OLD"), "OLD", "-"),
-            ("update_old", "UPDATE", f"{_CHANGED} AND {_OPEN.format(row='OLD')}", "OLD", "-"),
-            ("update_new", "UPDATE", f"{_CHANGED} AND {_OPEN.format(row='NEW')}", "NEW", "+"),
-        )
-    ]
-
-
 _FILL = (
     "INSERT INTO open_incidents (severity, open)"
-    f" SELECT severity, count(*) FROM operational_events WHERE {_OPEN.format(row='operational_events')}"
+    " SELECT severity, count(*) FROM operational_events"
+    f" WHERE {_OPEN.format(row='operational_events')}"
     " GROUP BY severity"
 )
 
@@ -86,22 +73,17 @@ def upgrade() -> None:
         sa.Column("open", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("severity", name=op.f("pk_open_incidents")),
     )
-    postgresql = op.get_bind().dialect.name == "postgresql"
-    for statement in (_FILL, *(_postgresql() if postgresql else _sqlite())):
+    for statement in (_FILL, *_triggers()):
         op.execute(statement)
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        for trigger in (
-            "open_incidents_follow",
-            "open_incidents_follow_update",
-            "open_incidents_clear",
-        ):
-            op.execute(f"DROP TRIGGER {trigger} ON operational_events")
-        for function in ("open_incidents_follow", "open_incidents_clear"):
-            op.execute(f"DROP FUNCTION {function}()")
-    else:
-        for name in ("insert", "delete", "update_old", "update_new"):
-            op.execute(f"DROP TRIGGER open_incidents_{name}")
+    for trigger in (
+        "open_incidents_follow",
+        "open_incidents_follow_update",
+        "open_incidents_clear",
+    ):
+        op.execute(f"DROP TRIGGER {trigger} ON operational_events")
+    for function in ("open_incidents_follow", "open_incidents_clear"):
+        op.execute(f"DROP FUNCTION {function}()")
     op.drop_table("open_incidents")

@@ -1,11 +1,14 @@
-"""The long-lived objects of one process: settings, database engine, token verifier,
-built-in identity provider. Adapters (HTTP app, CLI, worker, Lambda) build one Runtime."""
+"""The composition root: the long-lived objects of one process (settings, database engine and
+event-loop reads, token verifier, built-in identity provider, read cache, rate limiter),
+built once by the entry points (HTTP app, CLI, worker, Lambda container) and reached by routes
+through ``RuntimeDep``."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Depends, Request
 from sqlalchemy.engine import Engine
 
 from alquimista_ops.auth.keys import load_or_create_key
@@ -17,8 +20,9 @@ from alquimista_ops.auth.verifier import (
     http_jwks_fetcher,
 )
 from alquimista_ops.core.cache import Cache, build_cache
-from alquimista_ops.core.db import create_db_engine
+from alquimista_ops.core.db import create_db_engine, create_read_database
 from alquimista_ops.core.ratelimit import RateLimiter, build_rate_limiter
+from alquimista_ops.core.reads import ReadDatabase
 from alquimista_ops.core.settings import Settings, get_settings
 
 
@@ -26,6 +30,7 @@ from alquimista_ops.core.settings import Settings, get_settings
 class Runtime:
     settings: Settings
     engine: Engine
+    reads: ReadDatabase
     verifier: TokenVerifier
     idp: LocalIdentityProvider | None
     # the read cache and the rate limiter of this process.
@@ -49,8 +54,7 @@ def build_runtime(settings: Settings | None = None, engine: Engine | None = None
             client_id=settings.client_id,
             ttl_seconds=settings.token_ttl_seconds,
         )
-        local_idp = idp
-        fetcher = local_idp.jwks  # same verification path, keys served in-process
+        fetcher = idp.jwks  # same verification path, keys served in-process
     else:
         fetcher = http_jwks_fetcher(settings.jwks_url)
     verifier = TokenVerifier(
@@ -63,6 +67,7 @@ def build_runtime(settings: Settings | None = None, engine: Engine | None = None
     runtime = Runtime(
         settings=settings,
         engine=engine,
+        reads=create_read_database(settings, engine),
         verifier=verifier,
         idp=idp,
         cache=cache,
@@ -70,3 +75,12 @@ def build_runtime(settings: Settings | None = None, engine: Engine | None = None
     )
     runtime.extras.setdefault("readiness_probes", {})["cache"] = cache.readiness
     return runtime
+
+
+async def get_runtime(request: Request) -> Runtime:
+    # async: a trivial dependency must not cost a thread-pool hop.
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from alquimista_ops import __version__
-from alquimista_ops.core.deps import RuntimeDep
+from alquimista_ops.runtime import RuntimeDep
 
 router = APIRouter(tags=["health"])
 
