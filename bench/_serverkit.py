@@ -161,9 +161,9 @@ def app_token(app: Any, group: str, tenant_id: uuid.UUID | None = None) -> str:
 def issue_tokens(env: dict[str, str]) -> dict[str, str]:
     """Id tokens of the demo accounts, signed by the key the server uses (same VAR_DIR)."""
     from alquimista_ops.auth.service import token_for_email
-    from alquimista_ops.core.runtime import build_runtime
     from alquimista_ops.core.settings import Settings
     from alquimista_ops.demo import seed as demo
+    from alquimista_ops.runtime import build_runtime
 
     settings = Settings(
         DATABASE_URL=env["DATABASE_URL"], VAR_DIR=env["VAR_DIR"], CACHE_ENABLED="false"

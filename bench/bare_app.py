@@ -3,7 +3,8 @@ document, no middleware, no dependencies, no I/O. Served by the same ASGI server
 options and worker count, as ``alquimista-ops serve`` serves the application.
 
 Also ``raw``: the same document from a plain ASGI callable (no framework at all), printed for
-information only.
+information only; and ``starlette_app``: the same document from one Starlette route, the
+baseline of ``bench/ratio.py`` (served by uvicorn there).
 
 Not a benchmark itself (``bench/run_all.py`` runs it as a script: it does nothing then).
 """
@@ -13,6 +14,9 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 DOCUMENT = {"status": "ok", "service": "operational-dashboard", "version": "bench"}
 
@@ -51,3 +55,10 @@ async def raw(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 if __name__ == "__main__":
     print("bare_app.py is served by bench/load.py (nothing to measure on its own)")
+
+
+async def _starlette_bare(_request: Any) -> JSONResponse:
+    return JSONResponse(DOCUMENT)
+
+
+starlette_app = Starlette(routes=[Route("/bare", _starlette_bare)])

@@ -33,11 +33,11 @@ from alquimista_ops.auth.local_idp import LocalAccount
 from alquimista_ops.auth.service import setup_groups
 from alquimista_ops.core import migrate
 from alquimista_ops.core.db import create_db_engine
-from alquimista_ops.core.runtime import build_runtime
 from alquimista_ops.core.schema import agents, operational_commands, tenant_agents, tenants
 from alquimista_ops.core.settings import Settings, normalize_database_url
 from alquimista_ops.core.text import fold
 from alquimista_ops.demo import seed as demo
+from alquimista_ops.runtime import build_runtime
 from alquimista_ops.tenants.cnpj import generate as generate_cnpj
 
 ROOT = Path(__file__).resolve().parent.parent

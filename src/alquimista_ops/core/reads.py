@@ -16,10 +16,10 @@ its event loop through asyncpg, and statements issued together go in one round t
   answers each of them as arrays of its columns (``_batch_sql``); a lone statement is sent as
   it is. A connection is taken at the first statement and given back when the session ends.
 
-Errors: a connection that cannot be opened, or that breaks, raises ``DatabaseUnavailable``
-(503). A statement whose connection broke before it answered is run once more on a new
-connection (a read may safely run again); a statement timeout or any error PostgreSQL
-reports is never retried.
+Errors: a connection that cannot be opened raises ``DatabaseUnavailable`` (503) at once. A
+statement whose connection broke before it answered (a server restart, a connection dropped
+while idle) is run once more on a new connection: a read may safely run again. A statement
+timeout is a 503 too, never run again; any other error PostgreSQL reports is raised as it is.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import collections
 import logging
 import re
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -100,6 +100,10 @@ class Query:
         self._row = _row_type(names)
 
     @property
+    def parameters(self) -> int:
+        return len(self._binds)
+
+    @property
     def width(self) -> int:
         assert self._columns is not None
         return len(self._columns)
@@ -139,6 +143,7 @@ class ReadDatabase:
         self.schema = schema
         self.concurrency = concurrency
         self.connect_args = dict(connect_args)
+        self.query_loggers: list[Callable[[Any], None]] = []
         self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopReads] = (
             weakref.WeakKeyDictionary()
         )
@@ -151,7 +156,7 @@ class ReadDatabase:
                 self.dsn,
                 min_size=0,
                 max_size=self.concurrency,
-                init=_init_connection,
+                init=self._init_connection,
                 server_settings={
                     "search_path": f'"{self.schema}", public',
                     "plan_cache_mode": "force_generic_plan",
@@ -179,30 +184,34 @@ class ReadDatabase:
             await reads.ready
             await reads.pool.close()
 
+    async def _init_connection(self, conn: asyncpg.Connection) -> None:
+        for name in ("json", "jsonb"):
+            await conn.set_type_codec(
+                name,
+                encoder=lambda value: orjson.dumps(value).decode(),
+                decoder=orjson.loads,
+                schema="pg_catalog",
+            )
+        # asyncpg's query loggers (each statement sent, with its arguments and duration):
+        # for benchmarks and tests; given before the connections open
+        for logger in self.query_loggers:
+            conn.add_query_logger(logger)
+
 
 async def _initialised(pool: asyncpg.Pool) -> None:
     await pool  # min_size=0: opens no connection
 
 
-async def _init_connection(conn: asyncpg.Connection) -> None:
-    for name in ("json", "jsonb"):
-        await conn.set_type_codec(
-            name,
-            encoder=lambda value: orjson.dumps(value).decode(),
-            decoder=orjson.loads,
-            schema="pg_catalog",
-        )
-
-
-# a broken connection: the statement may run again on another (never a timeout)
-_LOST = (
+# a connection that could not be opened (nothing to retry at once)
+_UNREACHABLE = (
     OSError,
     asyncio.TimeoutError,
-    asyncpg.ConnectionDoesNotExistError,
     asyncpg.InterfaceError,
     asyncpg.CannotConnectNowError,
     asyncpg.TooManyConnectionsError,
 )
+# a connection that broke: the statement may run again on a new one
+_LOST = (OSError, asyncpg.InterfaceError)  # ConnectionDoesNotExistError is an InterfaceError
 
 
 class Reads:
@@ -272,20 +281,11 @@ class Reads:
         for attempt in (1, 2):
             try:
                 conn = await self._connection()
-                for item in batch:
-                    if not item.query.described:
-                        item.query.describe((await conn.prepare(item.query.sql)).get_attributes())
-                if len(batch) == 1:
-                    item = batch[0]
-                    item.future.set_result(
-                        item.query.rows(await conn.fetch(item.query.sql, *item.args))
-                    )
-                    return
-                record = await conn.fetchrow(
-                    _batch_sql([item.query for item in batch]),
-                    *(value for item in batch for value in item.args),
-                )
-                _answer(batch, record)
+            except _UNREACHABLE as exc:
+                log.warning("database unreachable for a read: %r", exc)
+                raise DatabaseUnavailable("The database is unavailable; try again shortly") from exc
+            try:
+                await self._send(conn, batch)
                 return
             except asyncpg.QueryCanceledError as exc:  # a statement timeout: never run again
                 log.warning("read cancelled: %s", exc)
@@ -293,10 +293,25 @@ class Reads:
             except _LOST as exc:
                 await self._discard()
                 if attempt == 2:
-                    log.warning("database unavailable for a read: %r", exc)
+                    log.warning("database connection lost twice for a read: %r", exc)
                     raise DatabaseUnavailable(
                         "The database is unavailable; try again shortly"
                     ) from exc
+
+    @staticmethod
+    async def _send(conn: asyncpg.Connection, batch: list[_Pending]) -> None:
+        for item in batch:
+            if not item.query.described:
+                item.query.describe((await conn.prepare(item.query.sql)).get_attributes())
+        if len(batch) == 1:
+            item = batch[0]
+            item.future.set_result(item.query.rows(await conn.fetch(item.query.sql, *item.args)))
+            return
+        record = await conn.fetchrow(
+            _batch_sql([item.query for item in batch]),
+            *(value for item in batch for value in item.args),
+        )
+        _answer(batch, record)
 
     async def _connection(self) -> asyncpg.Connection:
         if self._conn is None:
@@ -353,7 +368,7 @@ def _batch_sql(queries: Sequence[Query]) -> str:
                 f"(SELECT {columns} FROM ({_renumber(query.sql, offset)}) AS q({', '.join(names)}))"
                 f" AS p{index}"
             )
-            offset += len(query._binds)
+            offset += query.parameters
         sql = _batches[key] = "SELECT * FROM " + " CROSS JOIN ".join(parts)
     return sql
 
