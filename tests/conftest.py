@@ -1,6 +1,10 @@
 """Test infrastructure: a fresh PostgreSQL database per test process (built with the real
 migrations), a private Redis prefix, and helpers for tokens and data.
 
+The PostgreSQL server is ``TEST_DATABASE_URL`` when set (a URL of any database on it), else the
+embedded server of ``make run`` with its own data directory (``var/test-postgres``), started by
+the first test process and stopped by the last one.
+
 Isolation: tests that write use the ``clean_db`` fixture, which truncates every data table
 after the test (the reference data, plans and agents, stays). Read-only modules share one
 seeded data set through ``demo_data``.
@@ -8,34 +12,51 @@ seeded data set through ``demo_data``.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 import pytest
 import sqlalchemy as sa
 import uvicorn
 from fastapi.testclient import TestClient
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from alquimista_ops.app import create_app
 from alquimista_ops.auth.local_idp import LocalAccount
 from alquimista_ops.core import migrate
 from alquimista_ops.core.db import create_db_engine
-from alquimista_ops.core.runtime import Runtime, build_runtime
+from alquimista_ops.core.reads import Query, ReadDatabase, Reads
 from alquimista_ops.core.settings import Settings, normalize_database_url
 from alquimista_ops.demo import seed as demo
+from alquimista_ops.runtime import Runtime, build_runtime
 
-TEST_DATABASE_URL = os.environ.get(
-    "TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
+T = TypeVar("T")
+
+EMBEDDED_TEST_DATA = Path(__file__).resolve().parent.parent / "var" / "test-postgres"
+
+
+def _test_server_url() -> str:
+    configured = os.environ.get("TEST_DATABASE_URL")
+    if configured:
+        return configured
+    from alquimista_ops.core.embedded import ensure_server
+
+    # fsync off: a test server's data need not survive a crash of the machine
+    server = ensure_server(EMBEDDED_TEST_DATA, settings={"fsync": False})
+    return server.url("postgres")
+
+
+TEST_DATABASE_URL = _test_server_url()
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 SCHEMA = "alquimista_platform"
 # A fixed "today" for seeded data so figures do not depend on the wall clock's date.
@@ -56,11 +77,10 @@ def _reachable(url: str, default_port: int) -> bool:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    if not _reachable(TEST_DATABASE_URL, 5432):
+    if "TEST_DATABASE_URL" in os.environ and not _reachable(TEST_DATABASE_URL, 5432):
         pytest.exit(
-            f"PostgreSQL is not reachable at {TEST_DATABASE_URL}. Start it, e.g. "
-            "`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`, "
-            "or set TEST_DATABASE_URL.",
+            f"PostgreSQL is not reachable at {TEST_DATABASE_URL}: start it, or unset "
+            "TEST_DATABASE_URL to use the embedded server.",
             returncode=3,
         )
     if not _reachable(TEST_REDIS_URL, 6379):
@@ -72,7 +92,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         )
 
 
-def _with_database(url: str, name: str) -> str:
+def with_database(url: str, name: str) -> str:
+    """``url`` with the database ``name`` (the query, e.g. a socket directory, kept)."""
     parsed = urlparse(url)
     return parsed._replace(path=f"/{name}").geturl()
 
@@ -85,7 +106,7 @@ def create_database() -> tuple[str, str]:
     with admin.connect() as conn:
         conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
     admin.dispose()
-    return name, _with_database(TEST_DATABASE_URL, name)
+    return name, with_database(TEST_DATABASE_URL, name)
 
 
 def drop_database(name: str) -> None:
@@ -162,14 +183,11 @@ def client(app: Any) -> Iterator[TestClient]:
 
 def truncate_data(engine: Engine) -> None:
     with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            names = [t for t in sa.inspect(conn).get_table_names() if t not in REFERENCE_TABLES]
-            if names:
-                conn.exec_driver_sql(
-                    "TRUNCATE " + ", ".join(f'"{n}"' for n in names) + " RESTART IDENTITY CASCADE"
-                )
-        else:
-            demo.reset(conn)
+        names = [t for t in sa.inspect(conn).get_table_names() if t not in REFERENCE_TABLES]
+        if names:
+            conn.exec_driver_sql(
+                "TRUNCATE " + ", ".join(f'"{n}"' for n in names) + " RESTART IDENTITY CASCADE"
+            )
 
 
 @pytest.fixture
@@ -195,6 +213,57 @@ def seeded(engine: Engine, runtime: Runtime, today: date) -> Iterator[demo.SeedR
 def demo_data(engine: Engine, runtime: Runtime) -> Iterator[demo.SeedReport]:
     """A small seeded data set shared (read-only) by the tests of one module."""
     yield from seeded(engine, runtime, SEED_TODAY)
+
+
+def run_reads(
+    target: Runtime | ReadDatabase | Connection, fn: Callable[[Reads], Awaitable[T]]
+) -> T:
+    """``await fn(reads)`` in one read session of ``target``, as a request runs its reads: on a
+    fresh event loop in a thread of its own (the session's test client, and the browser of
+    tests/web, keep an event loop running in other threads), whose pool is closed at the end.
+
+    ``target``: a runtime (its ``reads``) or a ``ReadDatabase``; or a synchronous connection,
+    whose open transaction the statements then see (each ``Query`` run with
+    ``Query.execute(conn)``, the path of write transactions: ``ConnectionReads``)."""
+
+    async def scenario() -> T:
+        if isinstance(target, Connection):
+            return await fn(ConnectionReads(target))  # type: ignore[arg-type]
+        database = target.reads if isinstance(target, Runtime) else target
+        try:
+            async with database.session() as reads:
+                return await fn(reads)
+        finally:
+            await database.close()
+
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, scenario()).result()
+
+
+class ConnectionReads:
+    """``Reads``'s methods on a synchronous connection (``Query.execute``), one statement
+    after another: a read service run inside a test's transaction (``run_reads``)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    async def all(self, query: Query, /, **params: Any) -> list[Any]:
+        return list(query.execute(self.conn, **params).all())
+
+    async def first(self, query: Query, /, **params: Any) -> Any:
+        return query.execute(self.conn, **params).first()
+
+    async def one(self, query: Query, /, **params: Any) -> Any:
+        rows = await self.all(query, **params)
+        if len(rows) != 1:
+            raise LookupError(f"expected one row, got {len(rows)}")
+        return rows[0]
+
+    async def scalar(self, query: Query, /, **params: Any) -> Any:
+        return query.execute(self.conn, **params).scalar()
+
+    async def gather(self, *reads: Awaitable[Any], return_exceptions: bool = False) -> list[Any]:
+        return list(await asyncio.gather(*reads, return_exceptions=return_exceptions))
 
 
 def issue_token(

@@ -16,8 +16,8 @@ from sqlalchemy.engine import Engine
 
 from alquimista_ops.app import create_app
 from alquimista_ops.core import answers, http_cache
-from alquimista_ops.core.runtime import build_runtime
 from alquimista_ops.demo.seed import SeedReport
+from alquimista_ops.runtime import build_runtime
 from tests.conftest import SEED_TODAY, auth, issue_token, make_settings
 
 

@@ -25,10 +25,10 @@ from sqlalchemy.engine import Engine
 
 from alquimista_ops.aws import handlers, jobs, lambda_runtime
 from alquimista_ops.aws.layout import ROUTES
-from alquimista_ops.core.runtime import Runtime
 from alquimista_ops.core.schema import agent_requests, tenant_usage_daily, tenants
 from alquimista_ops.demo import seed as demo
 from alquimista_ops.demo.seed import SeedReport
+from alquimista_ops.runtime import Runtime
 from tests.conftest import SEED_TODAY
 
 KEY_HEADERS = ("content-type", "cache-control", "x-request-id", "strict-transport-security")

@@ -24,8 +24,8 @@ from alquimista_ops.aws.command_store import DynamoCommandStore, idempotency_id,
 from alquimista_ops.commands.handlers import HANDLERS, HandlerContext
 from alquimista_ops.commands.model import CommandRecord
 from alquimista_ops.commands.runtime_hooks import STORE_KEY
-from alquimista_ops.core.runtime import Runtime
 from alquimista_ops.core.schema import tenants
+from alquimista_ops.runtime import Runtime
 from tests.commands_support import Tenant, make_tenant
 from tests.dynamo_support import TABLE, moto_commands_store
 from tests.test_command_stores import (

@@ -21,8 +21,7 @@ def test_every_check_passes_against_the_local_server(
     live_server: str, demo_data: SeedReport, token_for: Any, runtime: Any, clean_commands: None
 ) -> None:
     """The deployment document's functional checks, all of them, against a real server with a
-    real command worker (the test app runs on PostgreSQL, so the worker runs beside it)."""
-    from alquimista_ops.commands.inprocess import WAKE_KEY
+    real command worker beside it (woken by PostgreSQL's NOTIFY)."""
     from alquimista_ops.commands.runtime_hooks import cache_hooks_for, store_for
     from alquimista_ops.commands.worker import Worker, WorkerConfig
 
@@ -39,7 +38,6 @@ def test_every_check_passes_against_the_local_server(
         checks = smoke.run()
         smoke.http.close()
     finally:
-        runtime.extras.pop(WAKE_KEY, None)
         worker.stop(timeout=30.0)
     failed = [c.line() for c in checks if not c.passed]
     assert failed == []

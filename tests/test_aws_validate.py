@@ -374,19 +374,22 @@ def test_database_checks(engine: Any, settings: Any, tmp_path: Any) -> None:
 
     from alquimista_ops.core import migrate
     from alquimista_ops.core.db import create_db_engine
+    from tests.conftest import create_database, drop_database
 
-    lite = create_db_engine(settings, url=f"sqlite:///{tmp_path / 'v.db'}")
+    name, url = create_database()  # an empty database: nothing migrated yet
+    fresh = create_db_engine(settings, url=url)
     try:
-        assert not by_name(database_checks(lite, "alquimista_platform"))[
+        assert not by_name(database_checks(fresh, "alquimista_platform"))[
             "table tenant_users"
         ].passed
-        migrate.upgrade(lite, "alquimista_platform")
-        with lite.begin() as conn:
-            index = sa.inspect(conn).get_indexes("operational_events")[0]["name"]
-            conn.exec_driver_sql(f'DROP INDEX "{index}"')
-        result = by_name(database_checks(lite, "alquimista_platform"))
+        migrate.upgrade(fresh, "alquimista_platform")
+        with fresh.begin() as conn:
+            index = sa.inspect(conn).get_indexes("operational_events", "alquimista_platform")[0]
+            conn.exec_driver_sql(f'DROP INDEX "alquimista_platform"."{index["name"]}"')
+        result = by_name(database_checks(fresh, "alquimista_platform"))
         assert result["table tenant_users"].passed
         assert not result["indexes on every dashboard table"].passed
         assert "operational_events" in result["indexes on every dashboard table"].detail
     finally:
-        lite.dispose()
+        fresh.dispose()
+        drop_database(name)

@@ -21,10 +21,10 @@ from sqlalchemy.engine import Engine
 
 from alquimista_ops.app import create_app
 from alquimista_ops.core.cache import Cache, CacheKey, MemoryBackend
-from alquimista_ops.core.runtime import Runtime, build_runtime
 from alquimista_ops.core.schema import tenants
 from alquimista_ops.core.settings import Settings
 from alquimista_ops.demo.seed import SeedReport
+from alquimista_ops.runtime import Runtime, build_runtime
 from tests.conftest import TEST_REDIS_URL, auth, issue_token, make_settings
 
 
@@ -445,7 +445,8 @@ def test_memory_cache_invalidation_reaches_another_process_on_the_machine(
     from alquimista_ops.core.cache import build_cache, tenant_scope
 
     monkeypatch.setattr(MemoryBackend, "EPOCH_CHECK_SECONDS", 0.0)
-    settings = make_settings(tmp_path, "sqlite://", REDIS_URL="")
+    # a database that is never connected to: only the cache is built
+    settings = make_settings(tmp_path, "postgresql://opdash@127.0.0.1:1/unused", REDIS_URL="")
     server, job = build_cache(settings), build_cache(settings)
     assert server.backend_name == job.backend_name == "memory"
     key = CacheKey.build("tenant_usage", tenant_scope(uuid.uuid4()), {"period": "7d"})

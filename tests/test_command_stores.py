@@ -26,9 +26,9 @@ from alquimista_ops.commands.runtime_hooks import STORE_KEY, build_store
 from alquimista_ops.commands.store import CommandStore, SqlCommandStore
 from alquimista_ops.commands.worker import Worker, WorkerConfig
 from alquimista_ops.core.errors import Conflict
-from alquimista_ops.core.runtime import Runtime
 from alquimista_ops.core.schema import operational_commands, operational_events, tenant_agents
 from alquimista_ops.core.settings import Settings
+from alquimista_ops.runtime import Runtime
 from tests.commands_support import Tenant, make_tenant
 from tests.conftest import auth
 from tests.dynamo_support import TABLE, moto_commands_store
@@ -367,7 +367,7 @@ def test_dynamodb_items_never_carry_empty_index_keys(
 
 
 def test_store_selected_by_settings(tmp_path: Any) -> None:
-    base = {"DATABASE_URL": "sqlite://", "VAR_DIR": str(tmp_path)}
+    base = {"DATABASE_URL": "postgresql://opdash@127.0.0.1:1/unused", "VAR_DIR": str(tmp_path)}
     assert isinstance(build_store(Settings(**base)), SqlCommandStore)  # type: ignore[arg-type]
     on_aws = Settings(**base, COMMANDS_TABLE=TABLE)  # type: ignore[arg-type]
     assert isinstance(build_store(on_aws), DynamoCommandStore)

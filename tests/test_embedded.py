@@ -1,105 +1,259 @@
-"""The embedded default (SQLite file): migrate, seed, sign in and read, with no server."""
+"""The zero-setup start (``make run``: ``alquimista-ops dev``), as a developer gets it from a
+fresh clone: no ``DATABASE_URL``, so the embedded PostgreSQL server comes up under ``VAR_DIR``,
+the database is migrated and seeded, the demo accounts are printed, and the server answers with
+the command worker inside it. Stopping the command stops the embedded server.
+
+Each test starts its own ``dev`` process on a free port with a fresh ``VAR_DIR`` (the Redis of
+the suite, a private cache prefix). The first start is printed, not asserted (a benchmark's
+matter): ``pytest -s tests/test_embedded.py`` shows it.
+"""
 
 from __future__ import annotations
 
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
+import psycopg
 import pytest
-import sqlalchemy as sa
-from fastapi.testclient import TestClient
 
-from alquimista_ops.app import create_app
-from alquimista_ops.core import migrate
-from alquimista_ops.core.db import create_db_engine
-from alquimista_ops.core.runtime import build_runtime
-from alquimista_ops.core.settings import Settings
-from alquimista_ops.demo import seed as demo
-from tests.conftest import auth
+from alquimista_ops.commands.model import TERMINAL_STATUSES
+from tests.conftest import TEST_REDIS_URL, free_port
+
+START_TIMEOUT = 60.0  # seconds: initdb, migrations and the demo data on a slow machine
+STOP_TIMEOUT = 30.0
+ACCOUNT = re.compile(
+    r"^\s+(INTERNAL_ADMIN|INTERNAL_SUPPORT|TENANT_ADMIN|TENANT_USER)\s+(\S+)\s+(\S+)$"
+)
+# settings a developer's shell would not carry into ``make run`` (the suite's own among them)
+_NOT_INHERITED = ("DATABASE_URL", "AURORA_SECRET_ARN", "VAR_DIR", "PROMETHEUS_MULTIPROC_DIR")
 
 
-@pytest.fixture(scope="module")
-def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, Any, Any]]:
-    var_dir: Path = tmp_path_factory.mktemp("embedded")
-    settings = Settings(
-        ENV="test",
-        DATABASE_URL=f"sqlite:///{var_dir / 'alquimista.db'}",
-        VAR_DIR=str(var_dir),
-        CACHE_ENABLED=False,
-        LOG_LEVEL="WARNING",
+@dataclass
+class Dev:
+    """A running ``alquimista-ops dev``: its process, URL, data directory and output."""
+
+    process: subprocess.Popen[str]
+    base: str
+    var_dir: Path
+    started_in: float = 0.0
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.var_dir / "postgres"
+
+    def accounts(self) -> dict[str, tuple[str, str]]:
+        """The demo accounts printed at the start: group -> (e-mail, password)."""
+        found = {}
+        for line in self.lines:
+            match = ACCOUNT.match(line)
+            if match:
+                found[match.group(1)] = (match.group(2), match.group(3))
+        return found
+
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+
+def _start(var_dir: Path) -> Dev:
+    port = free_port()
+    env = {key: value for key, value in os.environ.items() if key not in _NOT_INHERITED}
+    env.update(
+        {
+            "VAR_DIR": str(var_dir),
+            "REDIS_URL": TEST_REDIS_URL,
+            "CACHE_PREFIX": f"opdash-dev-{uuid.uuid4().hex[:8]}",
+            "LOG_LEVEL": "WARNING",
+            "PYTHONUNBUFFERED": "1",
+        }
     )
-    engine = create_db_engine(settings)
-    assert engine.dialect.name == "sqlite"
-    migrate.upgrade(engine, settings.db_schema)
-    today = datetime.now(UTC).date()
-    report = demo.seed(engine, demo.SeedOptions(tenants=4, days=15, seed=3, today=today))
-    app = create_app(runtime=build_runtime(settings, engine))
-    with TestClient(app) as client:
-        yield client, report, engine
-    engine.dispose()
+    cli = Path(sys.executable).with_name("alquimista-ops")
+    started = time.monotonic()
+    process = subprocess.Popen(
+        [str(cli), "dev", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    dev = Dev(process, f"http://127.0.0.1:{port}", var_dir)
+    # the output is read in a thread: the server keeps writing (logs) after the accounts
+    threading.Thread(target=_collect, args=(process, dev.lines), daemon=True).start()
+    deadline = started + START_TIMEOUT
+    while True:
+        if process.poll() is not None:
+            time.sleep(0.2)  # the rest of the output
+            raise AssertionError(f"dev exited with {process.returncode}:\n{dev.output()}")
+        if time.monotonic() > deadline:
+            _stop(dev, signal.SIGKILL)
+            raise AssertionError(f"dev did not answer in {START_TIMEOUT} s:\n{dev.output()}")
+        try:
+            if httpx.get(f"{dev.base}/health", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    dev.started_in = time.monotonic() - started
+    return dev
 
 
-def sign_in(client: TestClient, report: Any, group: str) -> dict[str, Any]:
-    email, password = next((e, p) for g, e, p in report.accounts if g == group)
+def _collect(process: subprocess.Popen[str], lines: list[str]) -> None:
+    assert process.stdout is not None
+    for line in process.stdout:
+        lines.append(line.rstrip("\n"))
+
+
+def _stop(dev: Dev, sig: int) -> int:
+    if dev.process.poll() is None:
+        dev.process.send_signal(sig)
+    try:
+        return dev.process.wait(STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        dev.process.kill()
+        return dev.process.wait(10)
+
+
+def _accepts(data_dir: Path) -> bool:
+    """Whether the embedded server of ``data_dir`` accepts connections (its Unix socket)."""
+    try:
+        with psycopg.connect(
+            host=str(data_dir), user="postgres", dbname="postgres", connect_timeout=2
+        ) as conn:
+            conn.execute("SELECT 1")
+        return True
+    except psycopg.OperationalError:
+        return False
+
+
+def _stopped(data_dir: Path, within: float = 5.0) -> bool:
+    """Whether the embedded server is down (no ``postmaster.pid``, nothing accepting) within
+    ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while (data_dir / "postmaster.pid").exists() or _accepts(data_dir):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def _stop_leftover_server(data_dir: Path) -> None:
+    """A server ``dev`` left running (a failed test): stopped here, by its pid (fast shutdown)."""
+    pid_file = data_dir / "postmaster.pid"
+    if not pid_file.exists():
+        return
+    try:
+        os.kill(int(pid_file.read_text().split()[0]), signal.SIGINT)
+    except (OSError, ValueError, IndexError):
+        return
+    _stopped(data_dir, STOP_TIMEOUT)
+
+
+@pytest.fixture
+def fresh_var_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A new ``VAR_DIR`` (a fresh clone's ``var/``), with no server left behind after the
+    test."""
+    var_dir = tmp_path_factory.mktemp("dev-var")
+    yield var_dir
+    _stop_leftover_server(var_dir / "postgres")
+
+
+def _sign_in(client: httpx.Client, dev: Dev, group: str) -> dict[str, str]:
+    email, password = dev.accounts()[group]
     response = client.post("/auth/token", data={"username": email, "password": password})
     assert response.status_code == 200, response.text
-    tokens: dict[str, Any] = response.json()
-    return tokens
+    return {"Authorization": f"Bearer {response.json()['id_token']}"}
 
 
-def test_sign_in_and_read_own_tenant(embedded: tuple[TestClient, Any, Any]) -> None:
-    client, report, engine = embedded
-    token = sign_in(client, report, "TENANT_USER")["id_token"]
-    me = client.get("/tenant/me", headers=auth(token))
-    assert me.status_code == 200, me.text
-    assert me.json()["id"] == str(report.demo_tenant_id)
-    with engine.connect() as conn:
-        (month,) = conn.execute(
-            sa.text(
-                "SELECT COALESCE(SUM(total_requests), 0) FROM tenant_usage_daily "
-                "WHERE tenant_id = :t AND date >= :m"
-            ).bindparams(sa.bindparam("t", type_=sa.Uuid()), sa.bindparam("m", type_=sa.Date())),
-            {"t": report.demo_tenant_id, "m": datetime.now(UTC).date().replace(day=1)},
-        ).one()
-    assert me.json()["usage"]["requests_this_month"] == month
+def test_dev_starts_from_nothing_serves_and_stops_its_database(fresh_var_dir: Path) -> None:
+    dev = _start(fresh_var_dir)
+    try:
+        print(
+            f"\nfirst start of `alquimista-ops dev` (initdb, migrations, demo data): "
+            f"{dev.started_in:.1f} s"
+        )
+        out = dev.output()
+        assert "Starting the embedded PostgreSQL server" in out
+        assert "Loading demo data (first start)" in out
+        assert set(dev.accounts()) == {
+            "INTERNAL_ADMIN",
+            "INTERNAL_SUPPORT",
+            "TENANT_ADMIN",
+            "TENANT_USER",
+        }, out
+        assert (dev.data_dir / "postmaster.pid").exists() and _accepts(dev.data_dir)
+
+        with httpx.Client(base_url=dev.base, timeout=10) as client:
+            assert client.get("/ready").status_code == 200
+            tenant = _sign_in(client, dev, "TENANT_USER")
+            me = client.get("/tenant/me", headers=tenant)
+            assert me.status_code == 200, me.text
+            tenant_id = me.json()["id"]
+            assert me.json()["usage"]["requests_this_month"] >= 0
+            assert client.get("/tenant/me").status_code == 401
+
+            admin = _sign_in(client, dev, "INTERNAL_ADMIN")
+            listed = client.get("/internal/tenants", params={"status": "all"}, headers=admin)
+            assert listed.status_code == 200, listed.text
+            assert listed.json()["total"] > 0
+            detail = client.get(f"/internal/tenants/{tenant_id}", headers=admin)
+            assert detail.status_code == 200, detail.text
+
+            # the command worker runs inside the server process: a command reaches SUCCESS
+            created = client.post(
+                "/internal/operations/commands",
+                json={"command_type": "HEALTH_CHECK", "tenant_id": tenant_id},
+                headers={**admin, "Idempotency-Key": f"dev-{uuid.uuid4().hex}"},
+            )
+            assert created.status_code == 201, created.text
+            command_id = created.json()["command_id"]
+            deadline = time.monotonic() + 20
+            status: Any = None
+            while time.monotonic() < deadline:
+                found = client.get(f"/internal/operations/commands/{command_id}", headers=admin)
+                assert found.status_code == 200, found.text
+                status = found.json()["status"]
+                if status in TERMINAL_STATUSES:
+                    break
+                time.sleep(0.1)
+            assert status == "SUCCESS", found.json()
+    finally:
+        code = _stop(dev, signal.SIGINT)  # Ctrl+C on `make run`
+    assert code == 0, dev.output()
+    assert _stopped(dev.data_dir), "the embedded server outlived `alquimista-ops dev`"
+
+    # a second start finds the data: no second seed, and it stops its server again
+    again = _start(fresh_var_dir)
+    try:
+        print(f"second start (data kept): {again.started_in:.1f} s")
+        assert "Loading demo data" not in again.output()
+        assert set(again.accounts()) == set(dev.accounts())
+    finally:
+        assert _stop(again, signal.SIGINT) == 0, again.output()
+    assert _stopped(again.data_dir)
 
 
-def test_usage_on_sqlite(embedded: tuple[TestClient, Any, Any]) -> None:
-    client, report, engine = embedded
-    token = sign_in(client, report, "TENANT_ADMIN")["access_token"]
-    response = client.get("/tenant/usage", params={"period": "30d"}, headers=auth(token))
-    assert response.status_code == 200, response.text
-    body = response.json()
-    with engine.connect() as conn:
-        total, failed = conn.execute(
-            sa.text(
-                "SELECT SUM(total_requests), SUM(failed_requests) FROM tenant_usage_daily "
-                "WHERE tenant_id = :t"
-            ).bindparams(sa.bindparam("t", type_=sa.Uuid())),
-            {"t": report.demo_tenant_id},
-        ).one()
-        raw = conn.execute(sa.text("SELECT COUNT(*) FROM agent_requests")).scalar_one()
-    assert total > 0 and raw > 0
-    assert body["summary"]["total_requests"] == total
-    assert body["summary"]["failed_requests"] == failed
-    assert len(body["daily_data"]) == 30
-    assert sum(d["total_requests"] for d in body["daily_data"]) == total
-    assert sum(a["total_requests"] for a in body["by_agent"]) == total
-
-
-def test_other_routes_and_rules_on_sqlite(embedded: tuple[TestClient, Any, Any]) -> None:
-    client, report, _engine = embedded
-    user = auth(sign_in(client, report, "TENANT_USER")["id_token"])
-    for route in ("/tenant/agents", "/tenant/integrations", "/tenant/incidents"):
-        assert client.get(route, headers=user).status_code == 200, route
-    staff = auth(sign_in(client, report, "INTERNAL_SUPPORT")["id_token"])
-    assert client.get("/tenant/me", headers=staff).status_code == 400
-    other = client.get(
-        "/tenant/me", params={"tenant_id": str(report.demo_tenant_id)}, headers=staff
-    )
-    assert other.status_code == 200
-    assert client.get("/tenant/me").status_code == 401
-    ready = client.get("/ready")
-    assert ready.status_code == 200, ready.text
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "src bug: uvicorn re-raises the SIGTERM it handled (Server.capture_signals), so the "
+        "`dev` process dies by the signal without running its atexit handlers and the "
+        "embedded server keeps running (its pid stays in .handle_pids.json)"
+    ),
+)
+def test_dev_stopped_by_sigterm_stops_its_database(fresh_var_dir: Path) -> None:
+    """``kill <pid>``, a process manager or a container runtime stop ``dev`` with SIGTERM:
+    the embedded server must stop with it, as with Ctrl+C."""
+    dev = _start(fresh_var_dir)
+    _stop(dev, signal.SIGTERM)
+    assert _stopped(dev.data_dir), "the embedded server outlived `alquimista-ops dev`"

@@ -10,7 +10,7 @@ import threading
 import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 from fastapi.testclient import TestClient
@@ -18,9 +18,9 @@ from sqlalchemy.engine import Engine
 
 from alquimista_ops.app import create_app
 from alquimista_ops.core.db import create_db_engine
-from alquimista_ops.core.runtime import Runtime, build_runtime
 from alquimista_ops.core.settings import Settings, normalize_database_url
 from alquimista_ops.demo.seed import SeedReport
+from alquimista_ops.runtime import Runtime, build_runtime
 from tests.conftest import auth, issue_token, make_settings
 
 
@@ -212,9 +212,10 @@ def test_rate_limit_in_process_without_redis(
 
 # -- database down --------------------------------------------------------------------------------
 class TcpForwarder:
-    """A TCP relay in front of PostgreSQL that the test can cut and restore."""
+    """A TCP relay in front of PostgreSQL that the test can cut and restore. ``target``: a
+    (host, port), or the path of a Unix socket (the embedded server's)."""
 
-    def __init__(self, target: tuple[str, int]) -> None:
+    def __init__(self, target: tuple[str, int] | str) -> None:
         self.target = target
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
@@ -237,7 +238,11 @@ class TcpForwarder:
                 client, _ = server.accept()
             except OSError:
                 return
-            upstream = socket.create_connection(self.target)
+            if isinstance(self.target, str):
+                upstream = socket.socket(socket.AF_UNIX)
+                upstream.connect(self.target)
+            else:
+                upstream = socket.create_connection(self.target)
             with self._lock:
                 self._conns += [client, upstream]
             for a, b in ((client, upstream), (upstream, client)):
@@ -273,10 +278,17 @@ def test_database_down_is_503_and_recovers(
     tmp_path: Path, pg_database: str, engine: Engine, demo_data: SeedReport
 ) -> None:
     parsed = urlparse(pg_database)
-    relay = TcpForwarder((parsed.hostname or "127.0.0.1", parsed.port or 5432))
+    socket_dir = parse_qs(parsed.query).get("host", [""])[0]
+    relay = TcpForwarder(
+        f"{socket_dir}/.s.PGSQL.{parsed.port or 5432}"  # the embedded server: a Unix socket
+        if socket_dir.startswith("/")
+        else (parsed.hostname or "127.0.0.1", parsed.port or 5432)
+    )
     relay.start()
     relayed_url = normalize_database_url(
-        parsed._replace(netloc=f"{parsed.username or 'postgres'}@127.0.0.1:{relay.port}").geturl()
+        parsed._replace(
+            netloc=f"{parsed.username or 'postgres'}@127.0.0.1:{relay.port}", query=""
+        ).geturl()
     )
     settings = make_settings(tmp_path, pg_database, CACHE_ENABLED="false")
     relayed_engine = create_db_engine(settings, relayed_url, connect_args={"connect_timeout": 2})

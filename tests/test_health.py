@@ -9,7 +9,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from alquimista_ops.app import create_app
-from alquimista_ops.core.runtime import build_runtime
+from alquimista_ops.runtime import build_runtime
 from tests.conftest import auth, issue_token, make_settings
 
 

@@ -20,10 +20,10 @@ from sqlalchemy.engine import Engine
 
 from alquimista_ops.app import create_app
 from alquimista_ops.core.logging import JsonFormatter
-from alquimista_ops.core.runtime import Runtime, build_runtime
 from alquimista_ops.core.schema import job_runs, operational_events
 from alquimista_ops.core.settings import Settings
 from alquimista_ops.demo.seed import SeedReport
+from alquimista_ops.runtime import Runtime, build_runtime
 from tests.commands_support import make_tenant
 from tests.conftest import auth, make_settings
 

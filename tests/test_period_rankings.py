@@ -1,18 +1,17 @@
 """The staff usage overview's stored period rankings (``usage_period_rankings``): written by the
 rollup in its own transaction, read with live names, statuses and deployments, stored by the
-scheduler when missing, and the same figures as ranking on the read, on PostgreSQL and SQLite."""
+scheduler when missing, and the same figures as ranking on the read."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from alquimista_ops.core.clock import utcnow, utctoday
 from alquimista_ops.core.params import Period, resolve_period
@@ -26,7 +25,7 @@ from alquimista_ops.usage import overview, overview_queries
 from alquimista_ops.usage.ingest import References, Validator, ingest_records
 from alquimista_ops.usage.jobs import rollup_days
 from alquimista_ops.usage.scheduler import DailyRollupScheduler, TickOutcome
-from tests.conftest import auth, issue_token, make_settings
+from tests.conftest import auth, issue_token, run_reads
 from tests.usage_helpers import Req, make_tenant
 
 
@@ -72,9 +71,21 @@ def _standard_periods(today: date) -> list[tuple[date, date]]:
     )
 
 
+def _stored(conn: Connection, period: Period) -> Any:
+    """The stored rankings of ``period`` (``stored_rankings``), None when it has none."""
+    rows = overview_queries.PERIOD_RANKINGS.execute(
+        conn, start=period.start, end=period.end, top=overview_queries.TOP
+    ).all()
+    return overview_queries.stored_rankings(rows)
+
+
+def _overview(runtime: Any, period: Period, top: int = overview_queries.TOP) -> Any:
+    return run_reads(runtime, lambda reads: overview.usage_overview(reads, period, top))
+
+
 def _stored_order(engine: Engine, period: Period) -> list[tuple[uuid.UUID, int]]:
     with engine.connect() as conn:
-        stored = overview_queries.period_rankings(conn, period.start, period.end)
+        stored = _stored(conn, period)
     assert stored is not None
     return [(uuid.UUID(str(row.tenant_id)), int(row.total_requests)) for row in stored[0]]
 
@@ -113,7 +124,7 @@ def test_a_rollup_reranks_the_stored_periods_in_its_transaction(
     ]
 
 
-def test_names_statuses_and_deployments_are_read_live(clean_db: Engine) -> None:
+def test_names_statuses_and_deployments_are_read_live(clean_db: Engine, runtime: Any) -> None:
     engine = clean_db
     agents = _agents()
     with engine.begin() as conn:
@@ -122,8 +133,7 @@ def test_names_statuses_and_deployments_are_read_live(clean_db: Engine) -> None:
     _requests(engine, t0, agents[0], today - timedelta(days=1), 4)
     _requests(engine, t1, agents[0], today - timedelta(days=1), 2)
     period = resolve_period("30d", None, None)
-    with engine.connect() as conn:
-        before = overview.usage_overview(conn, period)
+    before = _overview(runtime, period)
     with engine.begin() as conn:  # no usage change, so no refresh of the rankings
         conn.execute(
             tenants.update()
@@ -136,8 +146,8 @@ def test_names_statuses_and_deployments_are_read_live(clean_db: Engine) -> None:
             .values(status="inactive")
         )
     with engine.connect() as conn:
-        assert overview_queries.period_rankings(conn, period.start, period.end) is not None
-        after = overview.usage_overview(conn, period)
+        assert _stored(conn, period) is not None
+    after = _overview(runtime, period)
     top = after["top_tenants"][0]
     assert (top["tenant_id"], top["name"], top["status"]) == (t0, "Renomeada Ltda", "suspended")
     deployed = before["global_stats"]["total_agents_deployed"]
@@ -171,43 +181,39 @@ def test_the_scheduler_stores_missing_rankings(clean_db: Engine, settings: Any) 
     assert _snapshots(engine) == _standard_periods(today)
 
 
-def test_stored_and_ranked_on_read_agree_on_sqlite(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_stored_and_ranked_on_read_agree(
+    clean_db: Engine, runtime: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from alquimista_ops.core import migrate
-    from alquimista_ops.core.db import create_db_engine
     from alquimista_ops.demo import seed as demo
 
-    settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'embedded.db'}")
-    engine = create_db_engine(settings)
-    migrate.upgrade(engine, settings.db_schema)
+    engine = clean_db
     demo.seed(engine, demo.SeedOptions(tenants=14, days=100, seed=5, today=utctoday()))
-    try:
-        assert _snapshots(engine) == _standard_periods(utctoday())
-        for name in ("7d", "30d", "90d"):
-            period = resolve_period(name, None, None)
-            with engine.connect() as conn:
-                stored = overview.usage_overview(conn, period)
-                with monkeypatch.context() as patch:
-                    patch.setattr(overview_queries, "period_rankings", lambda *_args: None)
-                    ranked = overview.usage_overview(conn, period)
-            assert stored["top_tenants"], name
-            assert stored == ranked, name
-            # the first ``top`` only (the staff landing shows five), stored or ranked on the read
-            with engine.connect() as conn:
-                first = overview.usage_overview(conn, period, 3)
-                with monkeypatch.context() as patch:
-                    patch.setattr(overview_queries, "period_rankings", lambda *_args: None)
-                    assert overview.usage_overview(conn, period, 3) == first, name
-            for ranking in ("top_tenants", "top_agents"):
-                assert len(stored[ranking]) > 3 and first[ranking] == stored[ranking][:3], name
-            assert {**first, "top_tenants": [], "top_agents": []} == {
-                **stored,
-                "top_tenants": [],
-                "top_agents": [],
-            }, name
-        with engine.begin() as conn:  # the demo reset leaves no rankings of the data it drops
-            demo.reset(conn)
-        assert _snapshots(engine) == []
-    finally:
-        engine.dispose()
+    assert _snapshots(engine) == _standard_periods(utctoday())
+
+    def ranked_on_read(period: Period, top: int = overview_queries.TOP) -> Any:
+        """The overview with no stored rankings found: ranked on the read."""
+        with monkeypatch.context() as patch:
+            patch.setattr(overview_queries, "stored_rankings", lambda _rows: None)
+            return _overview(runtime, period, top)
+
+    for name in ("7d", "30d", "90d"):
+        period = resolve_period(name, None, None)
+        with engine.connect() as conn:
+            assert _stored(conn, period) is not None, name
+        stored = _overview(runtime, period)
+        ranked = ranked_on_read(period)
+        assert stored["top_tenants"], name
+        assert stored == ranked, name
+        # the first ``top`` only (the staff landing shows five), stored or ranked on the read
+        first = _overview(runtime, period, 3)
+        assert ranked_on_read(period, 3) == first, name
+        for ranking in ("top_tenants", "top_agents"):
+            assert len(stored[ranking]) > 3 and first[ranking] == stored[ranking][:3], name
+        assert {**first, "top_tenants": [], "top_agents": []} == {
+            **stored,
+            "top_tenants": [],
+            "top_agents": [],
+        }, name
+    with engine.begin() as conn:  # the demo reset leaves no rankings of the data it drops
+        demo.reset(conn)
+    assert _snapshots(engine) == []

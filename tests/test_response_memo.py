@@ -14,8 +14,8 @@ from sqlalchemy.engine import Engine
 
 from alquimista_ops.app import create_app
 from alquimista_ops.core.response_memo import ResponseMemoMiddleware
-from alquimista_ops.core.runtime import Runtime, build_runtime
 from alquimista_ops.demo.seed import SeedReport
+from alquimista_ops.runtime import Runtime, build_runtime
 from tests.conftest import auth, issue_token, make_settings
 from tests.test_observability import scrape, value
 
@@ -99,9 +99,7 @@ def test_a_write_is_seen_at_once_through_the_remembered_url(
         try:
             with engine.begin() as conn:
                 conn.exec_driver_sql(
-                    "UPDATE tenants SET name = name || ' (renomeada)' WHERE id = %s"
-                    if engine.dialect.name == "postgresql"
-                    else "UPDATE tenants SET name = name || ' (renomeada)' WHERE id = ?",
+                    "UPDATE tenants SET name = name || ' (renomeada)' WHERE id = %s",
                     (str(demo_data.demo_tenant_id),),
                 )
             other.cache.invalidate_tenant(demo_data.demo_tenant_id)

@@ -1,16 +1,15 @@
 """``tenant_totals``, ``agent_deployments`` (migration 0008's triggers), ``tenant_counts``
 (0009's) and ``open_incidents`` (0010's) stay equal to what they count, through any mix of
-writes, on PostgreSQL and SQLite; and the billing figures read from them equal the same figures
+writes; and the billing figures read from them equal the same figures
 computed from the tenants themselves."""
 
 from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,8 +18,6 @@ from sqlalchemy.engine import Connection, Engine
 
 from alquimista_ops.billing import queries as billing_queries
 from alquimista_ops.billing import service as billing_service
-from alquimista_ops.core import migrate
-from alquimista_ops.core.db import create_db_engine
 from alquimista_ops.core.params import resolve_period
 from alquimista_ops.core.schema import (
     INCIDENT_SEVERITIES,
@@ -40,26 +37,16 @@ from alquimista_ops.core.schema import (
     tenant_users,
     tenants,
 )
-from alquimista_ops.demo import seed as demo
 from alquimista_ops.incidents import queries as incident_queries
-from tests.conftest import SEED_TODAY, make_settings, truncate_data
+from alquimista_ops.runtime import Runtime
+from tests.conftest import SEED_TODAY, run_reads, truncate_data
 
 NOW = datetime.combine(SEED_TODAY, datetime.min.time(), UTC)
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "postgresql":
-        engine: Engine = request.getfixturevalue("clean_db")
-        yield engine
-        return
-    settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'counts.db'}", REDIS_URL="")
-    engine = create_db_engine(settings)
-    migrate.upgrade(engine, settings.db_schema)
-    with engine.begin() as conn:
-        demo.seed_reference_data(conn)
-    yield engine
-    engine.dispose()
+@pytest.fixture
+def database(clean_db: Engine) -> Engine:
+    return clean_db
 
 
 Counts = tuple[dict[tuple[Any, ...], tuple[int, int]], dict[Any, int], dict[Any, tuple[int, int]]]
@@ -214,7 +201,7 @@ def test_running_counts_follow_every_write(database: Engine) -> None:
 
     _rollback_changes_nothing(database, _counted, lambda conn: _write_at_random(conn, rng, 20))
 
-    # emptying the tables (TRUNCATE on PostgreSQL, DELETE on SQLite) empties the counts
+    # emptying the tables (TRUNCATE) empties the counts
     truncate_data(database)
     with database.connect() as conn:
         assert _counted(conn) == ({}, {}, {})
@@ -231,7 +218,7 @@ def _paying_at(conn: Connection, instant: datetime) -> Decimal:
     return Decimal(str(total or 0)).quantize(Decimal("0.01"))
 
 
-def test_billing_figures_from_the_counts_equal_the_rows(database: Engine) -> None:
+def test_billing_figures_from_the_counts_equal_the_rows(database: Engine, runtime: Runtime) -> None:
     rng = random.Random(80)
     with database.begin() as conn:
         _write_at_random(conn, rng, 150)
@@ -239,7 +226,10 @@ def test_billing_figures_from_the_counts_equal_the_rows(database: Engine) -> Non
         for label in ("7d", "30d", "90d"):
             period = resolve_period(label, None, None, today=SEED_TODAY)
             start = datetime.combine(period.start, datetime.min.time(), UTC)
-            figures = billing_service.billing_overview(conn, period)
+            figures = run_reads(
+                runtime,
+                lambda reads, period=period: billing_service.billing_overview(reads, period),
+            )
             assert Decimal(str(figures["mrr_at_period_start"])) == _paying_at(conn, start)
             active = sa.select(sa.func.count(), sa.func.sum(tenants.c.mrr_estimate)).where(
                 tenants.c.status == "active"
@@ -322,7 +312,7 @@ def test_open_incidents_follow_every_write(database: Engine) -> None:
             counted = _open_counted(conn)
             assert counted, "the writes left open incidents"
             assert counted == _open_from_rows(conn)
-            shown = incident_queries.open_incident_counters(conn)
+            shown = incident_queries.OPEN_COUNTERS.execute(conn).one()
             assert shown.open == sum(counted.values())
             assert shown.critical_open == counted.get("critical", 0)
     _rollback_changes_nothing(
@@ -331,4 +321,4 @@ def test_open_incidents_follow_every_write(database: Engine) -> None:
     truncate_data(database)
     with database.connect() as conn:
         assert _open_counted(conn) == {}
-        assert tuple(incident_queries.open_incident_counters(conn)) == (0, 0)
+        assert tuple(incident_queries.OPEN_COUNTERS.execute(conn).one()) == (0, 0)

@@ -18,8 +18,8 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from alquimista_ops.core.runtime import Runtime
 from alquimista_ops.demo.seed import SeedReport
+from alquimista_ops.runtime import Runtime
 from tests.conftest import issue_token
 
 MAX_EXAMPLES = 25

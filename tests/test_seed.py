@@ -161,7 +161,7 @@ def test_bulk_load_leaves_the_schema_as_migrated(clean_db: Engine) -> None:
     """The seed drops and rebuilds indexes and keys around its bulk load: all come back."""
     demo.seed(clean_db, options())
     assert differences(clean_db) == []
-    schema = SCHEMA if clean_db.dialect.name == "postgresql" else None
+    schema = SCHEMA
     with clean_db.connect() as conn:
         inspector = sa.inspect(conn)
         fks = {

@@ -22,17 +22,19 @@ METRICS_TOKEN = "serve-test-metrics-token-0123456789"
 
 def test_default_workers(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("WEB_CONCURRENCY", raising=False)
-    assert default_workers("postgresql+psycopg://x@h/db") == min(os.cpu_count() or 1, 4)
+    assert default_workers() == min(os.cpu_count() or 1, 4)
     monkeypatch.setattr(os, "cpu_count", lambda: 64)
-    assert default_workers("postgresql+psycopg://x@h/db") == 4  # within max_connections
-    assert default_workers("sqlite:///var/alquimista.db") == 1
+    assert default_workers() == 4  # within max_connections
+    monkeypatch.setattr(os, "cpu_count", lambda: None)
+    assert default_workers() == 1
     monkeypatch.setenv("WEB_CONCURRENCY", "3")
-    assert default_workers("postgresql+psycopg://x@h/db") == 3
-    assert default_workers("sqlite:///var/alquimista.db") == 3
+    assert default_workers() == 3
+    monkeypatch.setenv("WEB_CONCURRENCY", " 12 ")
+    assert default_workers() == 12  # what is asked for, above the CPU-based cap
     for bad in ("two", "0", "-1"):
         monkeypatch.setenv("WEB_CONCURRENCY", bad)
         with pytest.raises(ValueError, match="WEB_CONCURRENCY must be a positive integer"):
-            default_workers("postgresql+psycopg://x@h/db")
+            default_workers()
 
 
 def test_serve_refuses_a_bad_worker_count(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -20,10 +20,10 @@ from sqlalchemy.engine import Connection, Engine
 from alquimista_ops.billing import service as billing_service
 from alquimista_ops.core.params import Period
 from alquimista_ops.demo import seed as demo
-from alquimista_ops.incidents import queries as incident_queries
+from alquimista_ops.incidents import service as incidents_service
 from alquimista_ops.usage import overview_queries
 from alquimista_ops.usage.totals import refresh_period_rankings
-from tests.conftest import SEED_TODAY, auth, issue_token, truncate_data
+from tests.conftest import SEED_TODAY, auth, issue_token, run_reads, truncate_data
 
 START = SEED_TODAY - timedelta(days=119)
 END = SEED_TODAY
@@ -76,7 +76,10 @@ def test_overview_matches_sql(
     start = END - timedelta(days=days - 1)
     with engine.begin() as conn:
         refresh_period_rankings(conn, END)
-        assert (overview_queries.period_rankings(conn, start, END) is not None) == stored
+        rows = overview_queries.PERIOD_RANKINGS.execute(
+            conn, start=start, end=END, top=overview_queries.TOP
+        ).all()
+        assert (overview_queries.stored_rankings(rows) is not None) == stored
     runtime.cache.invalidate_all()
     body = client.get(f"/internal/usage/overview?from={start}&to={END}", headers=admin).json()
     where = "date BETWEEN :start AND :end"
@@ -273,7 +276,7 @@ def test_billing_lists_every_plan_even_without_active_tenants(
             ),
             {"p": kept},
         )
-        body = billing_service.billing_overview(conn, period)
+        body = run_reads(conn, lambda reads: billing_service.billing_overview(reads, period))
         active = _q(
             conn,
             "SELECT segment, COUNT(*) n, SUM(mrr_estimate) m FROM tenants"
@@ -289,7 +292,7 @@ def test_billing_lists_every_plan_even_without_active_tenants(
             assert item["mrr"] == pytest.approx(float(row.m) if row else 0.0, abs=0.005)
 
         conn.execute(sa.text("DELETE FROM tenants"))
-        empty = billing_service.billing_overview(conn, period)
+        empty = run_reads(conn, lambda reads: billing_service.billing_overview(reads, period))
         transaction.rollback()
     assert [p["plan"] for p in empty["by_plan"]] == plan_order
     assert all(p["tenants"] == 0 and p["mrr"] == 0.0 for p in empty["by_plan"])
@@ -342,11 +345,11 @@ def test_top_tenants_for_any_range(
     assert body["global_stats"]["tenants_with_usage"] == len(rows)
 
 
-def test_open_incident_counters_match_sql(engine: Engine, generated: None) -> None:
-    """The landing page's open / critical-open counts (``open_incident_counters``, on the
-    partial index of the open incidents) against a count over every event."""
+def test_open_incident_counters_match_sql(engine: Engine, runtime: Any, generated: None) -> None:
+    """The landing page's open / critical-open counts (``open_counters``, from the running
+    counts of the open incidents) against a count over every event."""
+    counted = run_reads(runtime, incidents_service.open_counters)
     with engine.connect() as conn:
-        counted = incident_queries.open_incident_counters(conn)
         events = _q(conn, "SELECT severity, resolved_at FROM operational_events")
     still_open = [e.severity for e in events if e.resolved_at is None and e.severity != "info"]
     assert len(still_open) < len(events)

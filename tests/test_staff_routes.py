@@ -193,7 +193,7 @@ def test_only_terms_with_a_trigram_can_use_the_trigram_index(engine: Engine) -> 
     def plan(term: str) -> str:
         filters = queries.list_filter("all", None, None, fold(term), None)
         statement = queries._page_statement("name", False, filters.shape)
-        compiled = statement.compile(dialect=postgresql.psycopg.dialect())
+        compiled = statement.statement.compile(dialect=postgresql.psycopg.dialect())
         given = {**filters.params, "limit": 50, "offset": 0, "before": utctoday()}
         sql, params = str(compiled), compiled.construct_params(given)
         with engine.connect() as conn:

@@ -19,9 +19,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from alquimista_ops.app import create_app
-from alquimista_ops.core.runtime import build_runtime
 from alquimista_ops.core.schema import GROUPS
 from alquimista_ops.demo.seed import SeedReport
+from alquimista_ops.runtime import build_runtime
 from tests.conftest import SEED_TODAY, auth, make_settings
 
 TENANT_ROUTES = (

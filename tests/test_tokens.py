@@ -23,8 +23,8 @@ from fastapi.testclient import TestClient
 
 from alquimista_ops.auth.keys import generate_key
 from alquimista_ops.core.errors import Unauthorized
-from alquimista_ops.core.runtime import Runtime
 from alquimista_ops.demo.seed import SeedReport
+from alquimista_ops.runtime import Runtime
 from tests.conftest import auth
 
 DEMO_PASSWORDS = {
@@ -442,10 +442,12 @@ def test_jwks_fetch_failure_is_401(tmp_path: Any) -> None:
         verifier.verify(forged)
 
 
-def test_cognito_mode_points_the_same_verifier_at_the_user_pool(tmp_path: Any) -> None:
+def test_cognito_mode_points_the_same_verifier_at_the_user_pool(
+    tmp_path: Any, pg_database: str
+) -> None:
     from alquimista_ops.app import create_app
-    from alquimista_ops.core.runtime import build_runtime
     from alquimista_ops.core.settings import Settings
+    from alquimista_ops.runtime import build_runtime
 
     settings = Settings(
         ENV="test",
@@ -453,7 +455,7 @@ def test_cognito_mode_points_the_same_verifier_at_the_user_pool(tmp_path: Any) -
         COGNITO_USER_POOL_ID="sa-east-1_AbCdEf123",
         COGNITO_CLIENT_ID="client-123",
         AWS_REGION="sa-east-1",
-        DATABASE_URL=f"sqlite:///{tmp_path / 'c.db'}",
+        DATABASE_URL=pg_database,
         VAR_DIR=str(tmp_path),
     )
     runtime = build_runtime(settings)

@@ -9,7 +9,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -268,48 +267,6 @@ def test_retention_rolls_up_then_removes_old_raw_rows(clean_db: Engine) -> None:
     rollup_days(clean_db, old, recent)
     with clean_db.connect() as conn:
         assert stored_rollup(conn)[(tenant, a, old)][0] == 2
-
-
-@pytest.mark.parametrize("dialect", ["sqlite"])
-def test_rollup_on_sqlite(tmp_path: Any, dialect: str) -> None:
-    from alquimista_ops.core import migrate
-    from alquimista_ops.core.db import create_db_engine
-    from alquimista_ops.demo import seed as demo
-    from tests.conftest import make_settings
-
-    settings = make_settings(tmp_path, f"{dialect}:///{tmp_path}/usage.db")
-    engine = create_db_engine(settings)
-    migrate.upgrade(engine, settings.db_schema)
-    with engine.begin() as conn:
-        demo.seed_reference_data(conn)
-        agent_ids = _agents(engine)
-        tenant = make_tenant(conn, 0, agent_ids)
-        prices = agent_prices(conn)
-    reqs = [
-        _req(
-            f"s{i}",
-            tenant,
-            agent_ids[i % 2],
-            BASE_DAY + timedelta(days=i % 3),
-            response_time_ms=i * 37 % 1000,
-            tokens_used=i * 101,
-            status="error" if i % 5 == 0 else "success",
-        )
-        for i in range(50)
-    ]
-    first = _ingest(engine, reqs)
-    again = _ingest(engine, reqs[:10])
-    assert (first.accepted, again.accepted, again.duplicates) == (50, 0, 10)
-    rollup_days(engine, BASE_DAY, BASE_DAY + timedelta(days=2))
-    with engine.connect() as conn:
-        assert stored_rollup(conn) == expected_rollup(reqs, prices)
-        assert_cumulative_matches_rollup(conn)
-        counters = stored_counters(conn)
-    assert counters[(tenant, agent_ids[0])][0] == 25
-    assert counters[(tenant, agent_ids[0])][2] == max(
-        r.created_at for r in reqs if r.agent_id == agent_ids[0]
-    )
-    engine.dispose()
 
 
 def test_concurrent_rollups_do_not_collide(clean_db: Engine, settings: Any) -> None:

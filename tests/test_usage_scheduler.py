@@ -6,10 +6,8 @@ from __future__ import annotations
 import threading
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -194,36 +192,6 @@ def test_missed_days_are_caught_up_and_retention_applied(
         rolled = {k[2] for k in stored_rollup(conn)}
     assert raw_days == set(recent)
     assert old in rolled and set(recent[1:]) <= rolled
-
-
-@pytest.mark.parametrize("attempts", [3])
-def test_sqlite_lock_row_with_two_schedulers(tmp_path: Path, attempts: int) -> None:
-    from alquimista_ops.core import migrate
-    from alquimista_ops.demo import seed as demo
-    from tests.conftest import make_settings
-
-    sqlite_settings = make_settings(tmp_path, f"sqlite:///{tmp_path}/sched.db")
-    setup = create_db_engine(sqlite_settings)
-    migrate.upgrade(setup, sqlite_settings.db_schema)
-    with setup.begin() as conn:
-        demo.seed_reference_data(conn)
-    _world(setup, [TODAY - timedelta(days=1)], per_day=50)
-    engines = [create_db_engine(sqlite_settings) for _ in range(2)]
-    schedulers = [
-        DailyRollupScheduler(e, sqlite_settings, owner=f"w{i}") for i, e in enumerate(engines)
-    ]
-    try:
-        for k in range(attempts):
-            outcomes = tick_together(schedulers, at(TODAY + timedelta(days=k), 2))
-            assert outcomes.count(TickOutcome.RAN) == 1, outcomes
-        assert len(_events(setup, "usage.rollup.completed")) == attempts
-        job = _job(setup)
-        assert job.lock_owner is None and job.last_scheduled_for == TODAY + timedelta(
-            days=attempts - 1
-        )
-    finally:
-        for e in [*engines, setup]:
-            e.dispose()
 
 
 def test_scheduler_loop_runs_and_stops(clean_db: Engine, settings: Settings) -> None:

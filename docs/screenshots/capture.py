@@ -1,6 +1,6 @@
 """Capture the README screenshots from the real application.
 
-Starts ``alquimista-ops dev`` on the embedded SQLite database in a temporary VAR_DIR (demo data
+Starts ``alquimista-ops dev`` on the embedded PostgreSQL server in a temporary VAR_DIR (demo data
 loaded on first start), signs in with the printed demo accounts and saves one PNG per main page
 (1366x900) beside this script, driving the Debian Chromium with Playwright.
 

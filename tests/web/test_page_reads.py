@@ -1,11 +1,12 @@
-"""The pages' reads without a browser: through the test client with the app's lifespan (on
-PostgreSQL the reads run on the event loop, ``core.deps.async_reads``), one ``read_db`` call per
-page, the tenant scope resolved inside it."""
+"""The pages' reads without a browser: through the test client with the app's lifespan (the
+reads run on the event loop, ``core.reads``), each page's statements in one round trip, the
+tenant scope resolved beside them."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,28 +14,39 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from alquimista_ops.core import deps
+from alquimista_ops.app import create_app
+from alquimista_ops.auth.deps import TENANT_STATUS
 from alquimista_ops.core.schema import tenants
 from alquimista_ops.demo.seed import SeedReport
-from alquimista_ops.web import company_pages, pages
+from alquimista_ops.web import pages
+from tests.conftest import issue_token
+from tests.reads_support import StatementLog, is_batch, logged_runtime, sends
 
 pytestmark = pytest.mark.usefixtures("demo_data")
 
 
+@pytest.fixture(scope="module")
+def logged(
+    var_dir: Path, pg_database: str, engine: Engine, demo_data: SeedReport
+) -> Iterator[tuple[TestClient, Any, StatementLog]]:
+    """An app of its own whose read statements are logged (one per round trip)."""
+    runtime, log = logged_runtime(var_dir, pg_database, engine)
+    with TestClient(create_app(runtime=runtime)) as client:
+        yield client, runtime, log
+    runtime.close()
+
+
 @pytest.fixture
-def read_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
-    """How many ``read_db`` calls each page made."""
-    calls: list[int] = []
+def logged_as(logged: tuple[TestClient, Any, StatementLog]) -> Iterator[Any]:
+    client, runtime, log = logged
 
-    async def counted(engine: Any, fn: Any, *, other_io: bool = False) -> Any:
-        calls.append(1)
-        # the app's lifespan ran: on PostgreSQL the page reads on the event loop
-        assert (deps._async_reader(engine) is not None) == (engine.dialect.name == "postgresql")
-        return await deps.read_db(engine, fn, other_io=other_io)
+    def sign_in(group: str, tenant_id: uuid.UUID | None = None) -> tuple[TestClient, StatementLog]:
+        client.cookies.clear()
+        client.cookies.set("opdash_session", issue_token(runtime, group, tenant_id))
+        return client, log
 
-    monkeypatch.setattr(pages, "read_db", counted)
-    monkeypatch.setattr(company_pages, "read_db", counted)
-    yield calls
+    yield sign_in
+    client.cookies.clear()
 
 
 @pytest.fixture
@@ -56,41 +68,64 @@ TENANT_PAGES = [
     "/dashboard/integrations",
     "/dashboard/support?status=open",
 ]
+# pages whose reads are a gather inside a gather: the tenant's status beside services that
+# gather their own statements (see test_nested_gathers_of_a_page_are_one_round_trip)
+NESTED_GATHERS = ("/dashboard", "/dashboard?period=7d", "/dashboard/usage?period=90d")
 
 
-def test_tenant_pages_read_once(as_user: Any, demo_data: SeedReport, read_calls: list[int]) -> None:
-    client = as_user("TENANT_ADMIN", demo_data.demo_tenant_id)
+def round_trips(client: TestClient, log: StatementLog, path: str) -> list[str]:
+    log.clear()
+    response = client.get(path, follow_redirects=False)
+    assert response.status_code == 200, (path, response.text[:300])
+    assert response.headers["content-type"].startswith("text/html")
+    return log.statements
+
+
+def test_tenant_pages_read_in_one_round_trip(logged_as: Any, demo_data: SeedReport) -> None:
+    client, log = logged_as("TENANT_ADMIN", demo_data.demo_tenant_id)
     for path in TENANT_PAGES:
-        read_calls.clear()
-        response = client.get(path, follow_redirects=False)
-        assert response.status_code == 200, path
-        assert response.headers["content-type"].startswith("text/html")
-        assert read_calls == [1], path
+        sent = round_trips(client, log, path)
+        if path in NESTED_GATHERS:
+            assert 1 <= len(sent) <= 2, (path, sent)
+        else:
+            assert len(sent) == 1, (path, sent)
+        assert sends(sent[0], TENANT_STATUS), path  # the status with the first statements
 
 
-def test_staff_pages_read_once(as_user: Any, demo_data: SeedReport, read_calls: list[int]) -> None:
-    client = as_user("INTERNAL_ADMIN")
+def test_staff_pages_read_in_one_round_trip(logged_as: Any, demo_data: SeedReport) -> None:
+    client, log = logged_as("INTERNAL_ADMIN")
     tenant = demo_data.demo_tenant_id
-    for path in (
-        "/company",
-        "/company/tenants",
-        f"/company/tenants/{tenant}",
-        f"/company/tenants/{tenant}?tab=agents",
-        f"/company/tenants/{tenant}?tab=incidents",
-        "/company/usage",
-        "/company/billing",
-        "/company/operations",
-        f"/dashboard?tenant_id={tenant}",
+    for path, expected in (
+        ("/company", 1),
+        ("/company?period=7d", 1),
+        ("/company/tenants", 1),
+        ("/company/tenants?q=cl%C3%ADnica&status=all", 1),
+        (f"/company/tenants/{tenant}", 1),
+        (f"/company/tenants/{tenant}?tab=agents", 1),
+        (f"/company/tenants/{tenant}?tab=users", 1),
+        # the tenant's scope (its status) first, then its incidents
+        (f"/company/tenants/{tenant}?tab=incidents", 2),
+        ("/company/usage", 1),
+        ("/company/billing", 1),
+        ("/company/operations", 1),
     ):
-        read_calls.clear()
-        response = client.get(path, follow_redirects=False)
-        assert response.status_code == 200, path
-        assert read_calls == [1], path
+        sent = round_trips(client, log, path)
+        assert len(sent) == expected, (path, sent)
+        if path == "/company":  # eight statements, one round trip
+            assert is_batch(sent[0]) and sent[0].count("array_agg(q.c0)") >= 8
+    sent = round_trips(client, log, f"/dashboard?tenant_id={tenant}")
+    assert 1 <= len(sent) <= 2  # NESTED_GATHERS
     # the menu links of a staff user on a tenant page carry the tenant
     assert (
         f'href="/company/usage?tenant_id={tenant}"'
         in client.get(f"/dashboard?tenant_id={tenant}").text
     )
+
+
+def test_nested_gathers_of_a_page_are_one_round_trip(logged_as: Any, demo_data: SeedReport) -> None:
+    client, log = logged_as("TENANT_ADMIN", demo_data.demo_tenant_id)
+    sent = {path: len(round_trips(client, log, path)) for path in NESTED_GATHERS}
+    assert sent == dict.fromkeys(NESTED_GATHERS, 1)
 
 
 def test_tenant_scope_refusals_are_pages(as_user: Any, demo_data: SeedReport) -> None:
@@ -118,7 +153,7 @@ def test_suspended_tenant_page(as_user: Any, engine: Engine, demo_data: SeedRepo
         ).one()
         conn.execute(tenants.update().where(tenants.c.id == tenant_id).values(status="suspended"))
     try:
-        for path in ("/dashboard/agents", "/dashboard"):  # /dashboard: status of its tenant row
+        for path in ("/dashboard/agents", "/dashboard"):
             response = as_user("TENANT_USER", tenant_id).get(path)
             assert response.status_code == 403, path
             assert "A conta da sua empresa está suspensa." in response.text
@@ -132,26 +167,17 @@ def test_suspended_tenant_page(as_user: Any, engine: Engine, demo_data: SeedRepo
             conn.execute(tenants.update().where(tenants.c.id == tenant_id).values(status=status))
 
 
-def test_overview_checks_the_status_read_with_the_tenant_row(
-    as_user: Any, demo_data: SeedReport, monkeypatch: pytest.MonkeyPatch
+def test_the_status_is_read_with_the_pages_statements(
+    logged_as: Any, demo_data: SeedReport
 ) -> None:
-    """``/dashboard`` reads the tenant's row anyway: its status is checked from it, without
-    the scope's own status statement (one round trip fewer); the other pages still read it."""
-    from alquimista_ops.auth import deps as auth_deps
-
-    statuses: list[uuid.UUID] = []
-    real = auth_deps.tenant_status
-
-    def counted(conn: Any, tenant_id: uuid.UUID) -> str | None:
-        statuses.append(tenant_id)
-        return real(conn, tenant_id)
-
-    monkeypatch.setattr(auth_deps, "tenant_status", counted)
-    client = as_user("TENANT_ADMIN", demo_data.demo_tenant_id)
-    assert client.get("/dashboard").status_code == 200
-    assert statuses == []
-    assert client.get("/dashboard/agents").status_code == 200
-    assert statuses == [demo_data.demo_tenant_id]
+    """A tenant page reads the tenant's status beside its own statements, in the same round
+    trip (not before them): one round trip, the status statement in it, for the tenant."""
+    client, log = logged_as("TENANT_ADMIN", demo_data.demo_tenant_id)
+    for path in ("/dashboard/agents", "/dashboard/integrations"):
+        (sent,) = round_trips(client, log, path)
+        assert is_batch(sent) and sends(sent, TENANT_STATUS), path
+        (record,) = log.records
+        assert demo_data.demo_tenant_id in record.args, path
 
 
 def test_pages_redirect_to_sign_in_and_keep_the_query(client: TestClient) -> None:

@@ -8,8 +8,8 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from alquimista_ops.app import create_app
-from alquimista_ops.core.runtime import build_runtime
 from alquimista_ops.core.settings import Settings
+from alquimista_ops.runtime import build_runtime
 from tests.conftest import auth
 
 

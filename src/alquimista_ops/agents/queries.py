@@ -35,7 +35,7 @@ def agents_with_usage(by_status: bool) -> Query:
             )
         )
         .where(tenant_agents.c.tenant_id == sa.bindparam("tid"))
-        .order_by(agents.c.display_name)
+        .order_by(agents.c.display_name, agents.c.id)
     )
     if by_status:
         query = query.where(tenant_agents.c.status == sa.bindparam("status"))

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import re
 import weakref
@@ -58,7 +59,7 @@ class _Bind(NamedTuple):
 class Query:
     """One read statement, declared once (see the module docstring)."""
 
-    __slots__ = ("_binds", "_columns", "_row", "sql", "statement")
+    __slots__ = ("_binds", "_row", "sql", "statement")
 
     def __init__(self, statement: Statement) -> None:
         self.statement = statement
@@ -73,8 +74,7 @@ class Query:
             bind = compiled.binds[name]
             binds.append(_Bind(bind.key, _MISSING if bind.required else bind.effective_value))
         self._binds = tuple(binds)
-        self._columns: tuple[str, ...] | None = None  # from PostgreSQL, at the first run
-        self._row: Any = None
+        self._row: Any = None  # the row type, from the columns PostgreSQL describes (first run)
 
     def args(self, params: Mapping[str, Any]) -> list[Any]:
         """The positional values of ``params`` (a ``TypeError`` names a missing one)."""
@@ -95,9 +95,7 @@ class Query:
         return self._row is not None
 
     def describe(self, attributes: Sequence[Any]) -> None:
-        names = [attribute.name for attribute in attributes]
-        self._columns = tuple(names)
-        self._row = _row_type(names)
+        self._row = _row_type([attribute.name for attribute in attributes])
 
     @property
     def parameters(self) -> int:
@@ -105,8 +103,7 @@ class Query:
 
     @property
     def width(self) -> int:
-        assert self._columns is not None
-        return len(self._columns)
+        return len(self._row._fields)
 
     def rows(self, records: Sequence[Any]) -> list[Any]:
         """``records`` (tuples of values in column order) as rows: named tuples, read as
@@ -157,6 +154,7 @@ class ReadDatabase:
                 min_size=0,
                 max_size=self.concurrency,
                 init=self._init_connection,
+                reset=_keep_session,  # reads change no session state: no reset round trip
                 server_settings={
                     "search_path": f'"{self.schema}", public',
                     "plan_cache_mode": "force_generic_plan",
@@ -202,16 +200,20 @@ async def _initialised(pool: asyncpg.Pool) -> None:
     await pool  # min_size=0: opens no connection
 
 
+async def _keep_session(_conn: asyncpg.Connection) -> None:
+    """A read session leaves its connection as it found it (no SET, LISTEN, lock or cursor):
+    asyncpg's default reset on release would cost a round trip per session."""
+
+
 # a connection that could not be opened (nothing to retry at once)
 _UNREACHABLE = (
     OSError,
     asyncio.TimeoutError,
     asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
+    asyncpg.PostgresConnectionError,  # CannotConnectNowError, TooManyConnectionsError, …
 )
 # a connection that broke: the statement may run again on a new one
-_LOST = (OSError, asyncpg.InterfaceError)  # ConnectionDoesNotExistError is an InterfaceError
+_LOST = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError)
 
 
 class Reads:
@@ -223,7 +225,9 @@ class Reads:
         self._holds_gate = False
         self._pending: list[_Pending] | None = None  # the statements of the round collected
         self._gathering = 0  # inside ``gather``
+        self._progress = 0  # statements queued and gathers entered: the leader waits while it grows
         self._lock = asyncio.Lock()  # one round trip at a time on the connection
+        self._closed = False
 
     async def all(self, query: Query, /, **params: Any) -> list[Any]:
         return await self._fetch(query, query.args(params))
@@ -243,28 +247,38 @@ class Reads:
         return rows[0][0] if rows else None
 
     async def gather(self, *reads: Awaitable[Any], return_exceptions: bool = False) -> list[Any]:
-        """``asyncio.gather(*reads)`` whose statements go in as few round trips as they allow:
-        a statement issued meanwhile waits for the others (see ``_fetch``)."""
+        """``asyncio.gather(*reads)`` whose statements go in as few round trips as they allow
+        (see ``_fetch``). It returns once every read is done, also when one failed (then it
+        raises the first error, unless ``return_exceptions``): no read outlives the session."""
         self._gathering += 1
+        self._progress += 1
         try:
-            return list(await asyncio.gather(*reads, return_exceptions=return_exceptions))
+            results = await asyncio.gather(*reads, return_exceptions=True)
         finally:
             self._gathering -= 1
+        if not return_exceptions:
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
+        return list(results)
 
     async def _fetch(self, query: Query, args: list[Any]) -> list[Any]:
         """Run the statement, in one round trip with those of the same round: inside
         ``gather``, the first statement (the leader) lets the other coroutines run until they
-        add no more statements, then sends them all."""
+        add no more statements and enter no more gathers, then sends them all."""
+        if self._closed:
+            raise RuntimeError("a read after its session ended")
         future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        self._progress += 1
         if self._pending is not None:
             self._pending.append(_Pending(query, args, future))
             return await future
         batch = self._pending = [_Pending(query, args, future)]
         try:
             try:
-                seen = 0
-                while self._gathering and seen != len(batch):
-                    seen = len(batch)
+                seen = -1
+                while self._gathering and seen != self._progress:  # others still arriving
+                    seen = self._progress
                     await asyncio.sleep(0)
             finally:
                 self._pending = None
@@ -326,10 +340,13 @@ class Reads:
     async def _discard(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
-            conn.terminate()
+            # already given back by asyncpg when it broke while idle: nothing left to end
+            with contextlib.suppress(asyncpg.InterfaceError):
+                conn.terminate()
             await self._loop_reads.pool.release(conn)
 
     async def close(self) -> None:
+        self._closed = True
         conn, self._conn = self._conn, None
         try:
             if conn is not None:

@@ -92,12 +92,9 @@ class Settings(BaseSettings):
     # Take the client address from X-Forwarded-For (only behind a trusted proxy / API gateway).
     trust_forwarded_for: bool = Field(default=False, alias="TRUST_FORWARDED_FOR")
     # -- speed under load and observability ---------------------------------------------
-    # reads of the HTTP server on the event loop (asyncpg), see core.db.
-    db_async_reads: bool = Field(default=True, alias="DB_ASYNC_READS")
-    # those reads run their prebuilt statements straight on asyncpg, see core.fastread.
-    db_fast_reads: bool = Field(default=True, alias="DB_FAST_READS")
-    # How many of those reads one server worker runs at once (its event-loop connections);
-    # the others wait in line. Default: by where PostgreSQL is (core.db.read_concurrency).
+    # How many reads one server worker runs at once (its event loop's asyncpg connections,
+    # core.reads); the others wait in line. Default: by where PostgreSQL is
+    # (core.db.read_concurrency).
     db_read_concurrency: int | None = Field(default=None, ge=1, le=100, alias="DB_READ_CONCURRENCY")
     # A pooled PostgreSQL connection idle longer than this is pinged before use (0: always).
     db_ping_idle_seconds: float = Field(default=10.0, ge=0, le=3600, alias="DB_PING_IDLE_SECONDS")
