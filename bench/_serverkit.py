@@ -215,8 +215,9 @@ def connection_owners(port: int) -> set[int]:
 
 def every_worker_accepts(port: int, workers: int, path: str) -> bool:
     """Whether each of the ``workers`` takes connections: twice as many connections opened
-    and held, each answered, are spread over the workers that accept (``core.server``: the
-    one with fewest open connections takes the next). Without ``ss`` (iproute2), assumed."""
+    and held, each answered, reach more than one worker (the kernel spreads new connections
+    over the workers' listeners; the caller asks again until they do). Without ``ss``
+    (iproute2), assumed."""
     if shutil.which("ss") is None:
         return True
     held: list[socket.socket] = []
@@ -277,12 +278,10 @@ class Server:
         return f"http://127.0.0.1:{self.port}{path}"
 
     def worker_pids(self) -> list[int]:
-        """The processes that serve requests: the server itself with one worker, else the
-        worker children of uvicorn's supervisor."""
+        """The processes that serve requests: the worker children of the server's main
+        process (granian starts them even for one worker)."""
         if self.proc is None:
             return []
-        if self.workers == 1:
-            return [self.proc.pid]
         return [p for p in _children(self.proc.pid) if rss_mb(p) > 0 and _is_worker(p)]
 
     def rss(self) -> list[float]:
@@ -309,8 +308,8 @@ class Server:
 
 
 def _is_worker(pid: int) -> bool:
-    # uvicorn's multiprocess supervisor spawns workers through multiprocessing (spawn): skip
-    # the resource tracker it may also start.
+    # the server spawns its workers through multiprocessing (spawn): skip the resource
+    # tracker it may also start.
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:

@@ -1,7 +1,7 @@
 """Throughput and latency under load, side by side with the framework's ceiling.
 
-The application is started as production starts it (``alquimista-ops serve``: uvicorn with
-httptools and uvloop, PostgreSQL, Redis, rate limiter on, JSON logs) over the large demo data
+The application is started as production starts it (``alquimista-ops serve``: granian with
+uvloop, PostgreSQL, Redis, rate limiter on, JSON logs) over the large demo data
 set; beside it, under the same server and worker count, ``bench/bare_app.py``: one FastAPI
 route answering a small JSON document (the baseline) and, for information, the same document
 from a plain ASGI callable. A separate load-generator process (wrk) drives each at concurrency
@@ -76,7 +76,7 @@ WARM_UP_REQUESTS = 12  # per route, each on a new connection
 
 def _check(server: Server, path: str, headers: dict[str, str], expect_cache: str | None) -> None:
     """Requests before measuring, each on a connection of its own, all held open together so
-    that every worker answers some (each new connection goes to the worker with fewest): they
+    that every worker answers some (the kernel spreads new connections over the workers): they
     must succeed, and they warm what a worker builds on a route's first requests (its
     statements compiled and prepared), and the cache when it is on. With a single request
     only one worker was warm, and the other built them during the measurement."""

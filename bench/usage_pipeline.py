@@ -237,18 +237,8 @@ def bench_http(db_url: str, key: str, lines: list[bytes], port: int) -> tuple[fl
     env["VAR_DIR"] = tempfile.mkdtemp(prefix="alq-bench-")
     server = subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "alquimista_ops.app:create_production_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
+            str(Path(sys.executable).with_name("alquimista-ops")),
+            *("serve", "--workers", "1", "--host", "127.0.0.1", "--port", str(port)),
         ],
         env=env,
         cwd=ROOT,

@@ -243,14 +243,6 @@ def test_dev_starts_from_nothing_serves_and_stops_its_database(fresh_var_dir: Pa
     assert _stopped(again.data_dir)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "src bug: uvicorn re-raises the SIGTERM it handled (Server.capture_signals), so the "
-        "`dev` process dies by the signal without running its atexit handlers and the "
-        "embedded server keeps running (its pid stays in .handle_pids.json)"
-    ),
-)
 def test_dev_stopped_by_sigterm_stops_its_database(fresh_var_dir: Path) -> None:
     """``kill <pid>``, a process manager or a container runtime stop ``dev`` with SIGTERM:
     the embedded server must stop with it, as with Ctrl+C."""

