@@ -6,7 +6,9 @@ answer warmed to ``X-Cache: HIT`` first); the baseline is ``bench/bare_app.py``'
 ``starlette_app`` (one Starlette route answering a small JSON document) on uvicorn with
 httptools and uvloop, access log off. The machine's speed drifts, so the two alternate for
 ``BENCH_RATIO_ROUNDS`` rounds and the ratio is taken of the medians (each round's ratio is
-printed too). Target: at least 0.4.
+printed too). The application logs as in production (``LOG_LEVEL=INFO``: one JSON access line
+per request, written to a file); ``BENCH_LOG_LEVEL=WARNING`` measures it without. Target: at
+least 0.4.
 
 Environment (all optional): BENCH_RATIO=0 skips it; BENCH_RATIO_ROUNDS (5),
 BENCH_LOAD_SECONDS (8), BENCH_LOAD_CONCURRENCY (64), BENCH_LOAD_THREADS (2),
@@ -96,6 +98,7 @@ def main() -> int:
     connections = env_int("BENCH_LOAD_CONCURRENCY", 64)
     threads = env_int("BENCH_LOAD_THREADS", 2)
     port = env_int("BENCH_RATIO_PORT", 8097)
+    log_level = os.environ.get("BENCH_LOG_LEVEL", "INFO")
 
     def load(url: str, headers: dict[str, str] | None = None) -> LoadResult:
         return run_wrk(
@@ -104,11 +107,12 @@ def main() -> int:
 
     print(
         f"cached GET /tenant/me vs a bare Starlette endpoint on uvicorn: 1 worker each, "
-        f"concurrency {connections}, {seconds} s per run, wrk -t{threads}, {rounds} rounds",
+        f"concurrency {connections}, {seconds} s per run, wrk -t{threads}, {rounds} rounds, "
+        f"application LOG_LEVEL {log_level}",
         flush=True,
     )
     with large_database() as database_url, tempfile.TemporaryDirectory() as var_dir:
-        env = server_env(database_url, var_dir, RATE_LIMIT_ENABLED="false")
+        env = server_env(database_url, var_dir, RATE_LIMIT_ENABLED="false", LOG_LEVEL=log_level)
         me = {"Authorization": f"Bearer {issue_tokens(env)['TENANT_USER']}"}
         bare_runs: list[LoadResult] = []
         app_runs: list[LoadResult] = []

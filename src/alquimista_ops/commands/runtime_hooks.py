@@ -3,11 +3,11 @@
 WIRING POINT of the read cache: ``build_cache_hooks`` is the one place that decides
 how commands reach the cache. Handlers only call ``CacheHooks.purge(tenant_id | None) -> int``
 (CLEAR_CACHE, and after commit for every effect) and ``CacheHooks.ping() -> str`` (HEALTH_CHECK).
-Both the app's runtime (``cache_hooks_for``; also the SQLite in-process worker) and the
+Both the app's runtime (``cache_hooks_for``; also the in-process worker of ``dev``) and the
 ``alquimista-ops worker`` process (``commands.cli.build_worker``) go through it. To wire the
 shared cache module, either put a ready ``CacheHooks`` in ``runtime.extras[CACHE_HOOKS_KEY]``
 before the app starts, or change ``build_cache_hooks`` to build one from it (an in-process
-cache can only be purged from its own process: the SQLite in-process worker shares it).
+cache can only be purged from its own process: the in-process worker shares it).
 
 With the cache off (``CACHE_ENABLED=false``) the hooks purge nothing and report
 ``not_configured``.

@@ -1,4 +1,4 @@
-"""The daily rollup schedule, for the worker process (and the in-process worker of ``serve``).
+"""The daily rollup schedule, for the worker process (and the in-process worker of ``dev``).
 
 ``DailyRollupScheduler.tick(now)`` is cheap and safe to call from any number of processes:
 
@@ -127,7 +127,7 @@ class DailyRollupScheduler:
         last = self._last_scheduled_for()
         if last is not None and last >= today:
             return TickResult(TickOutcome.ALREADY_DONE, today)
-        with self._lock(now) as held:
+        with self._lock() as held:
             if not held:
                 return TickResult(TickOutcome.LOCKED, today)
             last = self._last_scheduled_for()  # another process may have run meanwhile
@@ -173,16 +173,15 @@ class DailyRollupScheduler:
         return TickResult(TickOutcome.RAN, today, report=report)
 
     # -- the lock ----------------------------------------------------------------------------
-    def _lock(self, now: datetime) -> _SchedulerLock:
-        return _SchedulerLock(self, now)
+    def _lock(self) -> _SchedulerLock:
+        return _SchedulerLock(self)
 
 
 class _SchedulerLock:
     """Context manager: ``with lock as held`` – held is False when another process has it."""
 
-    def __init__(self, scheduler: DailyRollupScheduler, now: datetime) -> None:
+    def __init__(self, scheduler: DailyRollupScheduler) -> None:
         self.scheduler = scheduler
-        self.now = now
         self.conn: Connection | None = None
         self.held = False
 
