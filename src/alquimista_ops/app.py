@@ -112,7 +112,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
 
 def create_production_app() -> FastAPI:
-    """Factory used by the ASGI server (``alquimista-ops serve``)."""
+    """Factory used by the ASGI server (``alquimista-ops serve``), in each of its workers."""
+    from alquimista_ops.core.server import configure_worker  # granian: not imported on Lambda
+
+    configure_worker()
     settings = get_settings()
     configure_logging(settings.log_level)
     return create_app(settings)

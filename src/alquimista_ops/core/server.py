@@ -2,12 +2,14 @@
 runs the application with them, and ``bench/load.py`` serves its bare baseline app with the
 very same options, so the two are measured under the same server.
 
-Granian over uvicorn (measured on 2 cores, alternating, ``docs/performance.md``): a bare
-Starlette endpoint 34.8 k req/s against 22.6 k, the cached ``GET /tenant/me`` 10.4 k against
-7.6 k with one worker each; it refuses request headers over 16 KiB with 431 without reading the
-rest and closes a connection whose headers do not arrive within 10 s. With two workers the kernel
-spreads connections between them (33/31 to 41/23 splits of 64): balancing them by hand (the
-former least-connections accept) gave no better p99.
+Granian over uvicorn (measured on 2 cores, alternating, ``docs/performance.md``, twelfth pass):
+the cached ``GET /tenant/me`` with the production access log at 0.52 x a bare Starlette endpoint
+on uvicorn against 0.38 for the former uvicorn server, one worker each; cache-off routes within
+the runs' spread once each worker switches the GIL every 1 ms (``configure_worker``). It refuses
+request headers over 16 KiB with 431 without reading the rest and closes a connection whose
+headers do not arrive within 10 s. With two workers the kernel spreads connections between them
+(33/31 to 41/23 splits of 64): balancing them by hand (the former least-connections accept) gave
+no better p99.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import sys
 import tempfile
 
 from granian import Granian
@@ -22,6 +25,11 @@ from granian.constants import Interfaces, Loops
 from granian.http import HTTP1Settings
 from granian.log import LogLevels
 
+# Granian's I/O thread takes the GIL to hand each request in and each response out; at the
+# interpreter's default switch interval (5 ms) it waited behind every page render. 1 ms measured
+# best on the pages (2 workers, c = 64, cache off: /dashboard/usage p99 64-75 -> 46 ms,
+# /company/usage 89 -> 60-69 ms, throughput +3-7 %; 0.5 and 0.2 ms no better).
+WORKER_SWITCH_INTERVAL_S = 0.001
 MAX_HEADER_BYTES = 16 * 1024  # request line and headers; more: 431
 HEADER_TIMEOUT_MS = 10_000  # headers (and an idle keep-alive) that take longer: disconnected
 
@@ -51,6 +59,11 @@ def run_server(target: str, *, factory: bool, host: str, port: int, workers: int
         respawn_failed_workers=True,  # one dead worker would otherwise stop the server
         workers_kill_timeout=30,  # a worker still loading the app at shutdown is not waited on
     ).serve()
+
+
+def configure_worker() -> None:
+    """Run in each server worker, by the application factory ``run_server`` is given."""
+    sys.setswitchinterval(WORKER_SWITCH_INTERVAL_S)
 
 
 # Each worker keeps up to DB_READ_CONCURRENCY (1-4) connections for its reads and twice
