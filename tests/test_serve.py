@@ -22,6 +22,34 @@ from tests.conftest import TEST_REDIS_URL, free_port
 METRICS_TOKEN = "serve-test-metrics-token-0123456789"
 
 
+def test_the_serve_factory_switches_the_gil_every_millisecond(
+    pg_database: str, tmp_path: Path
+) -> None:
+    """Each worker of ``serve`` builds the app with ``create_production_app``, which sets the
+    1 ms GIL switch interval granian's I/O thread needs (the default is 5 ms)."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": pg_database,
+        "VAR_DIR": str(tmp_path),
+        "REDIS_URL": TEST_REDIS_URL,
+        "LOG_LEVEL": "WARNING",
+    }
+    code = (
+        "import sys\n"
+        "before = sys.getswitchinterval()\n"
+        "from alquimista_ops.app import create_production_app\n"
+        "create_production_app()\n"
+        "print(before, sys.getswitchinterval())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    before, after = (float(x) for x in out.stdout.split())
+    assert before == pytest.approx(0.005)
+    assert after == pytest.approx(0.001)
+
+
 def test_default_workers(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("WEB_CONCURRENCY", raising=False)
     assert default_workers() == min(os.cpu_count() or 1, 4)
