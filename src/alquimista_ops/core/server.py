@@ -6,11 +6,11 @@ Granian over uvicorn (measured on 2 cores, alternating, ``docs/performance.md``,
 the cached ``GET /tenant/me`` with the production access log at 0.52 x a bare Starlette endpoint
 on uvicorn against 0.38 for the former uvicorn server, one worker each; the cache-off routes at
 the same throughput once each worker switches the GIL every 1 ms (``configure_worker``), with
-more tail on the heavier pages (p99 +10-38 % on 11 of 30 routes). It refuses
-request headers over 16 KiB with 431 without reading the rest and closes a connection whose
-headers do not arrive within 10 s. With two workers the kernel spreads connections between them
-(33/31 to 41/23 splits of 64): balancing them by hand (the former least-connections accept) gave
-no better p99.
+more tail on the heavier pages (p99 +10-38 % on 11 of 30 routes). It refuses request headers
+over 16 KiB with 431 without reading the rest and closes a connection whose headers do not
+arrive within 10 s. With two workers the kernel spreads connections between them (33/31 to
+41/23 splits of 64): balancing them by hand (the former least-connections accept) gave no
+better p99.
 """
 
 from __future__ import annotations
